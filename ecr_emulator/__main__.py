@@ -1,0 +1,3 @@
+from ecr_emulator.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,69 @@
+"""Image operations: PutImage, BatchGetImage, BatchDeleteImage, DescribeImages, ListImages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ecr_emulator.api.operations import operation
+from ecr_emulator.core.context import Context
+from ecr_emulator.core.images import delete, put, query
+
+
+@operation("PutImage")
+def put_image(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
+    result = put.put_image(
+        ctx,
+        p["repositoryName"],
+        p["imageManifest"].encode("utf-8"),
+        media_type=p.get("imageManifestMediaType"),
+        tag=p.get("imageTag"),
+        digest=p.get("imageDigest"),
+    )
+    image_id = {"imageDigest": result.image.digest}
+    if result.tag is not None:
+        image_id["imageTag"] = result.tag
+    return {
+        "image": {
+            "registryId": result.repository.account_id,
+            "repositoryName": result.repository.name,
+            "imageId": image_id,
+            "imageManifest": p["imageManifest"],
+            "imageManifestMediaType": result.manifest.media_type,
+        }
+    }
+
+
+@operation("BatchGetImage", write=False)
+def batch_get_image(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
+    images, failures, pulled = query.batch_get(
+        ctx, p["repositoryName"], p["imageIds"], p.get("acceptedMediaTypes")
+    )
+    services, scope = ctx.services, ctx.scope
+
+    def record() -> None:
+        with services.unit(scope, write=True) as wctx:
+            query.record_pulls(wctx, pulled)
+
+    if pulled:
+        ctx.after_commit.append(record)
+    return {"images": images, "failures": failures}
+
+
+@operation("BatchDeleteImage")
+def batch_delete_image(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
+    deleted, failures = delete.batch_delete(ctx, p["repositoryName"], p["imageIds"])
+    return {"imageIds": deleted, "failures": failures}
+
+
+@operation("DescribeImages", write=False)
+def describe_images(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
+    details, token = query.describe(
+        ctx, p["repositoryName"], p.get("imageIds"), p.get("filter"), p.get("nextToken"), p.get("maxResults")
+    )
+    return {"imageDetails": details, "nextToken": token}
+
+
+@operation("ListImages", write=False)
+def list_images(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
+    ids, token = query.list_ids(ctx, p["repositoryName"], p.get("filter"), p.get("nextToken"), p.get("maxResults"))
+    return {"imageIds": ids, "nextToken": token}

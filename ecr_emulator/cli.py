@@ -1,0 +1,83 @@
+"""``ecr-emulator``: serve, and run the background work by hand."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ecr_emulator import __version__, config
+
+STORAGE_SETTINGS = ["data_dir", "database_url", "default_account", "default_region", "log_level",
+                    "upload_gc_age", "token_secret"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ecr-emulator",
+        description="Amazon ECR on a laptop or in CI: the ECR JSON API and a Docker/OCI registry endpoint.",
+        epilog=config.settings_epilog(),
+    )
+    parser.add_argument("--version", action="version", version=f"ecr-emulator {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser(
+        "serve",
+        help="start the ECR API and the registry endpoint",
+        description="Start the ECR JSON API and the registry endpoint on one server. "
+        "Stops cleanly on SIGTERM/SIGINT, finishing in-flight requests first.",
+        epilog=config.settings_epilog(),
+    )
+    config.add_arguments(serve)
+
+    jobs = sub.add_parser("jobs", help="background jobs")
+    jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
+    run = jobs_sub.add_parser("run", help="run every due background job now and exit",
+                              epilog=config.settings_epilog())
+    config.add_arguments(run, STORAGE_SETTINGS)
+
+    gc = sub.add_parser("gc", help="remove abandoned uploads and unreferenced blobs now",
+                        epilog=config.settings_epilog())
+    config.add_arguments(gc, STORAGE_SETTINGS)
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_sub.add_parser("upgrade", help="apply schema migrations to the data directory",
+                                epilog=config.settings_epilog())
+    config.add_arguments(upgrade, STORAGE_SETTINGS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = config.load(args)
+    except ValueError as exc:
+        print(f"ecr-emulator: {exc}", file=sys.stderr)
+        return 2
+
+    if args.command == "serve":
+        from ecr_emulator.server import serve
+
+        return serve(settings)
+
+    from ecr_emulator.core.bootstrap import build_services
+
+    services = build_services(settings)
+    if args.command == "jobs":
+        from ecr_emulator.core.jobs import JobRunner
+
+        print(json.dumps(JobRunner(services).run_due()))
+    elif args.command == "gc":
+        from ecr_emulator.core import gc as gc_module
+
+        print(json.dumps(gc_module.collect(services)))
+    elif args.command == "db":
+        from ecr_emulator.storage import migrate
+
+        print(f"schema at revision {migrate.current_revision(services.db)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

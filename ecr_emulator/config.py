@@ -1,0 +1,148 @@
+"""One Settings object, read from flags, then ``ECR_EMULATOR_*`` variables, then defaults.
+
+Every setting is declared once in ``SETTINGS`` so that ``--help``, the environment and the
+README can never disagree about its name, default or meaning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "ECR_EMULATOR_"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str  # attribute name; flag is --name-with-dashes, env is ECR_EMULATOR_NAME
+    default: Any
+    help: str
+    kind: type = str
+
+
+SETTINGS: list[Setting] = [
+    Setting("host", "127.0.0.1", "address both listeners bind to"),
+    Setting("api_port", 5001, "port of the ECR JSON API (0 picks a free port and prints it)", int),
+    Setting("registry_port", 5000, "port of the registry endpoint (0 picks a free port and prints it)", int),
+    Setting("data_dir", "./.ecr-emulator", "directory holding the database, blobs and upload staging"),
+    Setting(
+        "registry_host",
+        "",
+        "host[:port] that repositoryUri and proxyEndpoint name for the default registry; may contain "
+        "{account} and {region}; default localhost:<registry port>",
+    ),
+    Setting("default_account", "123456789012", "account used when the access key is not a 12-digit id"),
+    Setting("default_region", "us-east-1", "region of the default registry (used when a request names none)"),
+    Setting(
+        "access_keys",
+        "",
+        "comma-separated ACCESS_KEY_ID=ACCOUNT pairs mapping access keys to accounts",
+    ),
+    Setting("database_url", "", "SQLAlchemy URL; default sqlite:///<data-dir>/ecr.db (WAL)"),
+    Setting("token_secret", "", "secret that signs registry passwords; default: generated once into the data dir"),
+    Setting("token_ttl", 43200, "seconds an authorization token stays valid (ECR: 12 hours)", int),
+    Setting("threads", 16, "request threads of the server", int),
+    Setting("graceful_timeout", 30, "seconds SIGTERM waits for in-flight requests to finish", int),
+    Setting("job_workers", 2, "background job threads (0 disables them; run jobs from the CLI instead)", int),
+    Setting("job_poll_interval", 1.0, "seconds between background job polls", float),
+    Setting("upload_gc_age", 86400, "seconds after which an abandoned upload is removed", int),
+    Setting("control_api", True, "serve the test-control API under /_emulator on the API listener", bool),
+    Setting("log_level", "info", "log level: debug, info, warning, error"),
+]
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    api_port: int = 5001
+    registry_port: int = 5000
+    data_dir: str = "./.ecr-emulator"
+    registry_host: str = ""
+    default_account: str = "123456789012"
+    default_region: str = "us-east-1"
+    access_keys: str = ""
+    database_url: str = ""
+    token_secret: str = ""
+    token_ttl: int = 43200
+    threads: int = 16
+    graceful_timeout: int = 30
+    job_workers: int = 2
+    job_poll_interval: float = 1.0
+    upload_gc_age: int = 86400
+    control_api: bool = True
+    log_level: str = "info"
+    access_key_accounts: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.access_key_accounts = parse_access_keys(self.access_keys)
+        if not re.fullmatch(r"[0-9]{12}", self.default_account):
+            raise ValueError(f"default account must be 12 digits, got {self.default_account!r}")
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser().resolve()
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_path / 'ecr.db'}"
+
+    def default_registry_host(self) -> str:
+        return self.registry_host or f"localhost:{self.registry_port}"
+
+
+def parse_access_keys(text: str) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, account = item.partition("=")
+        if not sep or not re.fullmatch(r"[0-9]{12}", account.strip()):
+            raise ValueError(f"access key mapping {item!r} must be KEY=12-digit-account")
+        mapping[key.strip()] = account.strip()
+    return mapping
+
+
+def _coerce(setting: Setting, raw: str) -> Any:
+    if setting.kind is bool:
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{setting.name} expects true/false, got {raw!r}")
+    return setting.kind(raw)
+
+
+def add_arguments(parser: argparse.ArgumentParser, names: list[str] | None = None) -> None:
+    """Declare each setting as a flag whose help names its variable and default."""
+    for s in SETTINGS:
+        if names is not None and s.name not in names:
+            continue
+        flag = "--" + s.name.replace("_", "-")
+        env = ENV_PREFIX + s.name.upper()
+        shown = "" if s.default == "" else f" (default: {s.default})"
+        help_text = f"{s.help}{shown} [env {env}]"
+        if s.kind is bool:
+            parser.add_argument(flag, dest=s.name, default=None, action=argparse.BooleanOptionalAction, help=help_text)
+        else:
+            parser.add_argument(flag, dest=s.name, default=None, type=s.kind, help=help_text)
+
+
+def settings_epilog() -> str:
+    return "Every flag can also be set through its ECR_EMULATOR_* variable; flags win over variables."
+
+
+def load(args: argparse.Namespace | None = None, environ: dict[str, str] | None = None) -> Settings:
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    known = {f.name for f in fields(Settings)}
+    for s in SETTINGS:
+        value = getattr(args, s.name, None) if args is not None else None
+        if value is None and (ENV_PREFIX + s.name.upper()) in environ:
+            value = _coerce(s, environ[ENV_PREFIX + s.name.upper()])
+        if value is None:
+            value = s.default
+        if s.name in known:
+            values[s.name] = value
+    return Settings(**values)

@@ -1,0 +1,52 @@
+"""Building the process-wide services from settings, and wiping them (test-control reset)."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete
+
+from ecr_emulator.config import Settings
+from ecr_emulator.core.clock import Clock
+from ecr_emulator.core.context import Services
+from ecr_emulator.core.naming import RegistryHosts, Scope
+from ecr_emulator.core.tokens import TokenSigner, load_or_create_secret
+from ecr_emulator.core.uploads import HASHERS
+from ecr_emulator.storage import migrate
+from ecr_emulator.storage.blobstore import FilesystemBlobStore
+from ecr_emulator.storage.db import Database
+from ecr_emulator.storage.models import Base
+
+
+def load_features() -> None:
+    """Import the modules that register job handlers and hooks (kept out of import cycles)."""
+    from ecr_emulator.core import gc  # noqa: F401
+
+
+def build_services(settings: Settings, *, upgrade: bool = True) -> Services:
+    load_features()
+    data = settings.data_path
+    data.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.effective_database_url, pool_size=max(settings.threads + settings.job_workers + 4, 10))
+    if upgrade:
+        migrate.upgrade(db)
+    return Services(
+        settings=settings,
+        db=db,
+        blobs=FilesystemBlobStore(data),
+        clock=Clock(),
+        tokens=TokenSigner(load_or_create_secret(settings.token_secret, data), settings.token_ttl),
+        hosts=RegistryHosts(
+            settings.default_registry_host(), Scope(settings.default_account, settings.default_region)
+        ),
+    )
+
+
+def reset_all(services: Services) -> None:
+    """Forget every repository, image, blob, job and setting of every account and region."""
+
+    def wipe(session) -> None:  # type: ignore[no-untyped-def]
+        for table in reversed(Base.metadata.sorted_tables):
+            session.execute(delete(table))
+        services.blobs.clear()
+
+    services.db.run(wipe, write=True)
+    HASHERS.clear()

@@ -1,0 +1,83 @@
+"""The long-lived services and the per-request unit of work both planes hand to ``core``.
+
+``Services`` is built once per process. ``Services.unit(...)`` opens one transaction and yields
+a ``Context``: who is calling, which registry, the session, and one ``now`` for the whole
+request. Any exception rolls the whole request back, so a failed call leaves nothing
+half-written in the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from ecr_emulator.config import Settings
+from ecr_emulator.core.clock import Clock
+from ecr_emulator.core.naming import Principal, RegistryHosts, Scope
+from ecr_emulator.core.tokens import TokenSigner
+from ecr_emulator.storage.blobstore import FilesystemBlobStore
+from ecr_emulator.storage.db import Database
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    blobs: FilesystemBlobStore
+    clock: Clock
+    tokens: TokenSigner
+    hosts: RegistryHosts
+    # Hooks other features register (e.g. "after a push, enqueue a scan"); kept here so core
+    # modules can trigger each other without import cycles.
+    on_image_pushed: list[Callable[[Context, Any], None]] = field(default_factory=list)
+    job_runner: Any = None  # set by the server when background workers run in this process
+
+    @property
+    def default_scope(self) -> Scope:
+        return Scope(self.settings.default_account, self.settings.default_region)
+
+    @contextmanager
+    def unit(self, scope: Scope, principal: Principal | None = None, write: bool = False) -> Iterator[Context]:
+        ctx: Context | None = None
+        try:
+            with self.db.transaction(write=write) as session:
+                ctx = Context(self, scope, principal or Principal(scope.account_id, ""), session, self.clock.now())
+                yield ctx
+                ctx.session.flush()
+        except BaseException:
+            for callback in ctx.on_rollback if ctx else []:
+                callback()
+            raise
+        for callback in ctx.after_commit:
+            callback()
+
+
+@dataclass
+class Context:
+    services: Services
+    scope: Scope
+    principal: Principal
+    session: Session
+    now: float
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+    on_rollback: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def registry_id(self) -> str:
+        return self.scope.account_id
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    @property
+    def blobs(self) -> FilesystemBlobStore:
+        return self.services.blobs
+
+    @property
+    def hosts(self) -> RegistryHosts:
+        return self.services.hosts

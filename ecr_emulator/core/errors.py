@@ -1,0 +1,285 @@
+"""Errors are types: one class per ECR error shape, carrying AWS-worded messages.
+
+The API renders them as ``{"__type": <class name>, "message": ...}``; the registry maps the
+same classes to OCI error codes through one table (``registry/errors.py``). Constructors take
+the facts and build ECR's wording, so call sites never spell messages themselves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class EcrError(Exception):
+    """Base of every error a client can see. ``code`` is the ECR shape name."""
+
+    http_status = 400
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = {k: v for k, v in extra.items() if v is not None}
+
+    @property
+    def code(self) -> str:
+        return type(self).__name__
+
+
+def _image_id_text(image_id: dict[str, Any]) -> str:
+    digest = image_id.get("imageDigest")
+    tag = image_id.get("imageTag")
+    d = f"'{digest}'" if digest is not None else "null"
+    t = f"'{tag}'" if tag is not None else "null"
+    return f"{{imageDigest:{d}, imageTag:{t}}}"
+
+
+# ---- protocol-level errors (not in the ECR model, standard for AWS JSON services) ----
+
+
+class SerializationException(EcrError):
+    pass
+
+
+class UnknownOperationException(EcrError):
+    pass
+
+
+class MissingAuthenticationTokenException(EcrError):
+    http_status = 403
+
+
+class NotImplementedException(EcrError):
+    """An operation the model has and this emulator has not built yet (never a 500)."""
+
+    http_status = 501
+
+    def __init__(self, operation: str) -> None:
+        super().__init__(
+            f"The operation '{operation}' is part of the Amazon ECR API but is not implemented "
+            "by ecr-emulator yet."
+        )
+
+
+# ---- modelled ECR errors ----
+
+
+class ServerException(EcrError):
+    http_status = 500
+
+
+class InvalidParameterException(EcrError):
+    @classmethod
+    def constraint(cls, where: str, reason: str) -> InvalidParameterException:
+        return cls(f"Invalid parameter at '{where}' failed to satisfy constraint: '{reason}'")
+
+
+class ValidationException(EcrError):
+    pass
+
+
+class RepositoryNotFoundException(EcrError):
+    def __init__(self, name: str, registry_id: str) -> None:
+        super().__init__(
+            f"The repository with name '{name}' does not exist in the registry with id '{registry_id}'"
+        )
+
+
+class RepositoryAlreadyExistsException(EcrError):
+    def __init__(self, name: str, registry_id: str) -> None:
+        super().__init__(
+            f"The repository with name '{name}' already exists in the registry with id '{registry_id}'"
+        )
+
+
+class RepositoryNotEmptyException(EcrError):
+    def __init__(self, name: str, registry_id: str) -> None:
+        super().__init__(
+            f"The repository with name '{name}' in registry with id '{registry_id}' cannot be deleted "
+            "because it still contains images"
+        )
+
+
+class ImageNotFoundException(EcrError):
+    def __init__(self, image_id: dict[str, Any], name: str, registry_id: str) -> None:
+        super().__init__(
+            f"The image with imageId {_image_id_text(image_id)} does not exist within the repository "
+            f"with name '{name}' in the registry with id '{registry_id}'"
+        )
+
+
+class ImageAlreadyExistsException(EcrError):
+    def __init__(self, digest: str, tag: str | None, name: str, registry_id: str) -> None:
+        super().__init__(
+            f"Image with digest '{digest}' and tag '{tag}' already exists in the repository with "
+            f"name '{name}' in registry with id '{registry_id}'"
+        )
+
+
+class ImageTagAlreadyExistsException(EcrError):
+    def __init__(self, tag: str, name: str, registry_id: str) -> None:
+        super().__init__(
+            f"The image tag '{tag}' already exists in the '{name}' repository and cannot be "
+            "overwritten because the repository is immutable."
+        )
+        self.tag = tag
+        self.repository = name
+
+
+class ImageDigestDoesNotMatchException(EcrError):
+    def __init__(self, given: str, actual: str) -> None:
+        super().__init__(
+            f"Invalid parameter at 'imageDigest' failed to satisfy constraint: 'The provided digest "
+            f"{given} does not match the digest of the image manifest {actual}'"
+        )
+
+
+class LayersNotFoundException(EcrError):
+    pass
+
+
+class ReferencedImagesNotFoundException(EcrError):
+    def __init__(self, missing: list[str]) -> None:
+        super().__init__(
+            "The manifest list is referencing an image that does not exist: [" + ", ".join(missing) + "]"
+        )
+        self.missing = missing
+
+
+class LimitExceededException(EcrError):
+    pass
+
+
+class TooManyTagsException(EcrError):
+    pass
+
+
+class InvalidTagParameterException(EcrError):
+    pass
+
+
+class KmsException(EcrError):
+    pass
+
+
+class UploadNotFoundException(EcrError):
+    def __init__(self, upload_id: str, name: str, registry_id: str) -> None:
+        super().__init__(
+            f"Upload with id '{upload_id}' does not exist in the repository with name '{name}' "
+            f"in the registry with id '{registry_id}'"
+        )
+
+
+class InvalidLayerPartException(EcrError):
+    def __init__(self, message: str, *, registry_id: str, name: str, upload_id: str, last_valid: int) -> None:
+        super().__init__(
+            message,
+            registryId=registry_id,
+            repositoryName=name,
+            uploadId=upload_id,
+            lastValidByteReceived=last_valid,
+        )
+        self.last_valid = last_valid
+
+
+class InvalidLayerException(EcrError):
+    pass
+
+
+class LayerPartTooSmallException(EcrError):
+    pass
+
+
+class LayerAlreadyExistsException(EcrError):
+    pass
+
+
+class EmptyUploadException(EcrError):
+    pass
+
+
+class LayerInaccessibleException(EcrError):
+    pass
+
+
+class ImageArchivedException(EcrError):
+    pass
+
+
+class ImageStorageClassUpdateNotSupportedException(EcrError):
+    pass
+
+
+class LifecyclePolicyNotFoundException(EcrError):
+    def __init__(self, name: str, registry_id: str) -> None:
+        super().__init__(
+            f"Lifecycle policy does not exist for the repository with name '{name}' in the registry "
+            f"with id '{registry_id}'"
+        )
+
+
+class LifecyclePolicyPreviewNotFoundException(EcrError):
+    def __init__(self, name: str, registry_id: str) -> None:
+        super().__init__(
+            f"There is no dry run for this repository with name '{name}' in the registry with id "
+            f"'{registry_id}'"
+        )
+
+
+class LifecyclePolicyPreviewInProgressException(EcrError):
+    def __init__(self, name: str, registry_id: str) -> None:
+        super().__init__(
+            f"A lifecycle policy preview is already in progress for the repository with name '{name}' "
+            f"in the registry with id '{registry_id}'"
+        )
+
+
+class RepositoryPolicyNotFoundException(EcrError):
+    def __init__(self, name: str, registry_id: str) -> None:
+        super().__init__(
+            f"Repository policy does not exist for the repository with name '{name}' in the registry "
+            f"with id '{registry_id}'"
+        )
+
+
+class RegistryPolicyNotFoundException(EcrError):
+    def __init__(self, registry_id: str) -> None:
+        super().__init__(f"Registry policy does not exist in the registry with id '{registry_id}'")
+
+
+class ScanNotFoundException(EcrError):
+    def __init__(self, image_id: dict[str, Any], name: str, registry_id: str) -> None:
+        super().__init__(
+            f"Image scan does not exist for the image with '{_image_id_text(image_id)}' in the "
+            f"repository with name '{name}' in the registry with id '{registry_id}'"
+        )
+
+
+class UnsupportedImageTypeException(EcrError):
+    pass
+
+
+# ---- registry-only situations that have no API twin ----
+
+
+class AccessDeniedException(EcrError):
+    http_status = 400
+
+
+class BlobUnknown(EcrError):
+    """A blob the repository does not hold (registry only; the API says LayersNotFound)."""
+
+
+class ImageArchivedForPull(EcrError):
+    """An archived image was asked for by a pull (registry answers MANIFEST_UNKNOWN)."""
+
+
+def all_error_classes() -> dict[str, type[EcrError]]:
+    """Every concrete error by ECR shape name, for tests that check them against the model."""
+    out: dict[str, type[EcrError]] = {}
+    stack = [EcrError]
+    while stack:
+        cls = stack.pop()
+        for sub in cls.__subclasses__():
+            out[sub.__name__] = sub
+            stack.append(sub)
+    return out

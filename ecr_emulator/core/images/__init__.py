@@ -1,0 +1,1 @@
+"""Images: storing manifests (put), reading them (query, lookup), deleting them, referrers."""

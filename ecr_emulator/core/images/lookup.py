@@ -1,0 +1,77 @@
+"""Finding images by tag or digest, and the checks on identifiers both planes share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from ecr_emulator.core import errors
+from ecr_emulator.core.context import Context
+from ecr_emulator.core.naming import DIGEST, IMAGE_TAG, IMAGE_TAG_PATTERN_TEXT
+from ecr_emulator.storage.models import Image, ImageTag, Repository
+
+STATUS_FILTERS = {
+    "ACTIVE": ("ACTIVE",),
+    "ARCHIVED": ("ARCHIVED",),
+    "ACTIVATING": ("ACTIVATING",),
+    "ANY": ("ACTIVE", "ARCHIVED", "ACTIVATING"),
+}
+
+
+def check_tag(tag: str, where: str = "imageTag") -> None:
+    if not IMAGE_TAG.fullmatch(tag):
+        raise errors.InvalidParameterException.constraint(
+            where, f"must satisfy regular expression '{IMAGE_TAG_PATTERN_TEXT}'"
+        )
+
+
+def by_digest(ctx: Context, repo: Repository, digest: str) -> Image | None:
+    return ctx.session.scalars(
+        select(Image)
+        .where(Image.repository_id == repo.id, Image.digest == digest)
+        .options(selectinload(Image.tags))
+    ).first()
+
+
+def by_tag(ctx: Context, repo: Repository, tag: str) -> Image | None:
+    return ctx.session.scalars(
+        select(Image)
+        .join(ImageTag, ImageTag.image_id == Image.id)
+        .where(ImageTag.repository_id == repo.id, ImageTag.tag == tag)
+        .options(selectinload(Image.tags))
+    ).first()
+
+
+def tag_row(ctx: Context, repo: Repository, tag: str) -> ImageTag | None:
+    return ctx.session.get(ImageTag, (repo.id, tag))
+
+
+def resolve(ctx: Context, repo: Repository, image_id: dict[str, Any]) -> tuple[Image | None, str | None, str]:
+    """Look up one ``ImageIdentifier``; returns (image, failureCode, failureReason).
+
+    The failure codes are the ones BatchGetImage and BatchDeleteImage report per item.
+    """
+    digest, tag = image_id.get("imageDigest"), image_id.get("imageTag")
+    if digest is None and tag is None:
+        return None, "MissingDigestAndTag", "Invalid request parameters: both tag and digest cannot be null"
+    if digest is not None and not DIGEST.fullmatch(digest):
+        return None, "InvalidImageDigest", "Invalid image digest"
+    if tag is not None and not IMAGE_TAG.fullmatch(tag):
+        return None, "InvalidImageTag", "Invalid image tag"
+    if tag is not None:
+        image = by_tag(ctx, repo, tag)
+        if image is None:
+            return None, "ImageNotFound", "Requested image not found"
+        if digest is not None and image.digest != digest:
+            return None, "ImageTagDoesNotMatchDigest", "Invalid request parameters: image tag does not match digest"
+        return image, None, ""
+    image = by_digest(ctx, repo, digest)
+    if image is None:
+        return None, "ImageNotFound", "Requested image not found"
+    return image, None, ""
+
+
+def failure(image_id: dict[str, Any], code: str, reason: str) -> dict[str, Any]:
+    return {"imageId": image_id, "failureCode": code, "failureReason": reason}

@@ -1,0 +1,191 @@
+"""Storing a manifest: PutImage and the registry's manifest PUT run exactly this code.
+
+The rules (ECR-BEHAVIOUR section 4.3 and 9): the digest is the sha256 of the exact bytes;
+every referenced blob must be in the repository (LayersNotFound) and every child of an index
+must be an image of the repository (ReferencedImagesNotFound); a moved tag leaves the old
+image untagged; adding a tag to an existing manifest is a retag that keeps ``imagePushedAt``;
+immutable tags are refused even for the identical digest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from ecr_emulator.core import errors, manifests, repositories
+from ecr_emulator.core.context import Context
+from ecr_emulator.core.images import lookup
+from ecr_emulator.storage.models import (
+    Blob,
+    Image,
+    ImageBlob,
+    ImageChild,
+    ImageTag,
+    Repository,
+    RepositoryBlob,
+)
+
+MAX_IMAGES_PER_REPOSITORY = 100_000
+MAX_TAGS_PER_IMAGE = 1000
+
+
+@dataclass
+class PutResult:
+    repository: Repository
+    image: Image
+    manifest: manifests.Manifest
+    created: bool  # a new manifest was stored (not only a tag change)
+    tag: str | None
+
+
+def put_image(
+    ctx: Context,
+    repository_name: str,
+    raw: bytes,
+    media_type: str | None = None,
+    tag: str | None = None,
+    digest: str | None = None,
+    *,
+    idempotent: bool = False,
+) -> PutResult:
+    """Store ``raw`` (and tag it). ``idempotent`` is the registry's re-push behaviour: the same
+    manifest with the same tag succeeds instead of raising ImageAlreadyExists."""
+    repo = repositories.get(ctx, repository_name, for_update=True)
+    if tag is not None:
+        lookup.check_tag(tag)
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise errors.InvalidParameterException.constraint("ImageManifest", "Invalid JSON syntax") from exc
+    manifest = manifests.parse(raw, media_type)
+    if digest is not None and digest != manifest.digest:
+        raise errors.ImageDigestDoesNotMatchException(digest, manifest.digest)
+
+    existing = lookup.by_digest(ctx, repo, manifest.digest)
+    if existing is not None:
+        _retag(ctx, repo, existing, tag, idempotent)
+        return PutResult(repo, existing, manifest, False, tag)
+
+    image = _store_new(ctx, repo, manifest)
+    if tag is not None:
+        _point_tag(ctx, repo, image, tag)
+    for hook in ctx.services.on_image_pushed:
+        hook(ctx, image)
+    return PutResult(repo, image, manifest, True, tag)
+
+
+def _retag(ctx: Context, repo: Repository, image: Image, tag: str | None, idempotent: bool) -> None:
+    if tag is None:
+        if idempotent:
+            return
+        raise errors.ImageAlreadyExistsException(image.digest, None, repo.name, ctx.registry_id)
+    current = lookup.tag_row(ctx, repo, tag)
+    if current is not None and current.image_id == image.id:
+        if repositories.is_tag_immutable(repo, tag):
+            raise errors.ImageTagAlreadyExistsException(tag, repo.name, ctx.registry_id)
+        if idempotent:
+            return
+        raise errors.ImageAlreadyExistsException(image.digest, tag, repo.name, ctx.registry_id)
+    _point_tag(ctx, repo, image, tag)
+
+
+def _point_tag(ctx: Context, repo: Repository, image: Image, tag: str) -> None:
+    """Put ``tag`` on ``image``, moving it off another image if the repository allows it."""
+    current = lookup.tag_row(ctx, repo, tag)
+    if current is not None:
+        if repositories.is_tag_immutable(repo, tag):
+            raise errors.ImageTagAlreadyExistsException(tag, repo.name, ctx.registry_id)
+        # The previous image keeps its other tags, or stays as an untagged image.
+        ctx.session.delete(current)
+        ctx.session.flush()
+    count = ctx.session.scalar(select(func.count()).select_from(ImageTag).where(ImageTag.image_id == image.id))
+    if count >= MAX_TAGS_PER_IMAGE:
+        raise errors.LimitExceededException(
+            f"The image with digest '{image.digest}' already has the maximum of {MAX_TAGS_PER_IMAGE} tags."
+        )
+    ctx.session.add(ImageTag(repository_id=repo.id, tag=tag, image_id=image.id, tagged_at=ctx.now))
+    ctx.session.flush()
+    ctx.session.expire(image, ["tags"])
+
+
+def _store_new(ctx: Context, repo: Repository, manifest: manifests.Manifest) -> Image:
+    count = ctx.session.scalar(select(func.count(Image.id)).where(Image.repository_id == repo.id))
+    if count >= MAX_IMAGES_PER_REPOSITORY:
+        raise errors.LimitExceededException(
+            f"The repository with name '{repo.name}' already holds the maximum of "
+            f"{MAX_IMAGES_PER_REPOSITORY} images."
+        )
+    sizes = _check_blobs(ctx, repo, manifest)
+    size = manifest.declared_size
+    if manifest.is_index:
+        size = _check_children(ctx, repo, manifest)
+    elif manifest.media_type in manifests.SCHEMA1:
+        size = sum(sizes.get(d.digest, 0) for d in manifest.layers)
+
+    image = Image(
+        repository_id=repo.id,
+        digest=manifest.digest,
+        manifest=manifest.raw,
+        media_type=manifest.media_type,
+        artifact_media_type=manifest.artifact_media_type,
+        artifact_type=manifest.referrer_artifact_type,
+        subject_digest=manifest.subject.digest if manifest.subject else None,
+        annotations=manifest.annotations,
+        size=size,
+        pushed_at=ctx.now,
+        status="ACTIVE",
+    )
+    position = 0
+    if manifest.config is not None:
+        image.blobs.append(
+            ImageBlob(position=0, digest=manifest.config.digest, size=manifest.config.size,
+                      media_type=manifest.config.media_type, kind="config")
+        )
+        position = 1
+    for i, layer in enumerate(manifest.layers):
+        layer_size = layer.size or sizes.get(layer.digest, 0)
+        image.blobs.append(
+            ImageBlob(position=position + i, digest=layer.digest, size=layer_size,
+                      media_type=layer.media_type, kind="layer")
+        )
+    for i, child in enumerate(manifest.children):
+        image.children.append(ImageChild(position=i, child_digest=child.digest))
+    ctx.session.add(image)
+    ctx.session.flush()
+    return image
+
+
+def _check_blobs(ctx: Context, repo: Repository, manifest: manifests.Manifest) -> dict[str, int]:
+    """Every referenced blob must be in this repository. Returns the stored sizes."""
+    wanted = {d.digest for d in manifest.required_blobs}
+    if not wanted:
+        return {}
+    rows = ctx.session.execute(
+        select(Blob.digest, Blob.size)
+        .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
+        .where(RepositoryBlob.repository_id == repo.id, Blob.digest.in_(wanted))
+    ).all()
+    sizes = {d: s for d, s in rows}
+    missing = [d.digest for d in manifest.required_blobs if d.digest not in sizes]
+    if missing:
+        raise errors.LayersNotFoundException(
+            f"Layers with digests '{sorted(set(missing))}' required for pushing image into repository with "
+            f"name '{repo.name}' in the registry with id '{ctx.registry_id}' do not exist",
+        )
+    return sizes
+
+
+def _check_children(ctx: Context, repo: Repository, manifest: manifests.Manifest) -> int:
+    """Children of an index must be images of this repository; the index's size is the largest."""
+    wanted = {c.digest for c in manifest.children}
+    if not wanted:
+        return 0
+    rows = ctx.session.execute(
+        select(Image.digest, Image.size).where(Image.repository_id == repo.id, Image.digest.in_(wanted))
+    ).all()
+    sizes = {d: s for d, s in rows}
+    missing = [c.digest for c in manifest.children if c.digest not in sizes]
+    if missing:
+        raise errors.ReferencedImagesNotFoundException(sorted(set(missing)))
+    return max(sizes.values())

@@ -1,0 +1,213 @@
+"""Reading images: DescribeImages, ListImages, BatchGetImage, and pull bookkeeping."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.orm import selectinload
+
+from ecr_emulator.core import errors, pagination, repositories
+from ecr_emulator.core.context import Context
+from ecr_emulator.core.images import conversion, lookup
+from ecr_emulator.storage.models import Image, ImageTag, Repository
+
+# ECR refreshes lastRecordedPullTime lazily; recording at most once a second per image keeps a
+# busy pull path from writing on every request while tests still see each pull they make.
+PULL_RECORD_RESOLUTION = 1.0
+
+
+def image_detail(ctx: Context, repo: Repository, image: Image) -> dict[str, Any]:
+    """The ECR ``ImageDetail`` structure (absent members are simply left out)."""
+    out: dict[str, Any] = {
+        "registryId": repo.account_id,
+        "repositoryName": repo.name,
+        "imageDigest": image.digest,
+        "imageSizeInBytes": image.size,
+        "imagePushedAt": image.pushed_at,
+        "imageManifestMediaType": image.media_type,
+        "imageStatus": image.status,
+    }
+    tags = [t.tag for t in image.tags]
+    if tags:
+        out["imageTags"] = tags
+    if image.artifact_media_type:
+        out["artifactMediaType"] = image.artifact_media_type
+    if image.last_pulled_at is not None:
+        out["lastRecordedPullTime"] = image.last_pulled_at
+    if image.subject_digest:
+        out["subjectManifestDigest"] = image.subject_digest
+    if image.last_archived_at is not None:
+        out["lastArchivedAt"] = image.last_archived_at
+    if image.last_activated_at is not None:
+        out["lastActivatedAt"] = image.last_activated_at
+    for hook in DETAIL_HOOKS:
+        hook(ctx, repo, image, out)
+    return out
+
+
+# Features that add members to ImageDetail (scan status, ...) register here.
+DETAIL_HOOKS: list[Any] = []
+
+
+def _status_values(filt: dict[str, Any] | None) -> tuple[str, ...]:
+    return lookup.STATUS_FILTERS[(filt or {}).get("imageStatus", "ACTIVE")]
+
+
+def _tag_condition(filt: dict[str, Any] | None):  # type: ignore[no-untyped-def]
+    status = (filt or {}).get("tagStatus", "ANY")
+    has_tag = exists().where(ImageTag.image_id == Image.id)
+    if status == "TAGGED":
+        return has_tag
+    if status == "UNTAGGED":
+        return ~has_tag
+    return None
+
+
+def describe(
+    ctx: Context,
+    repository_name: str,
+    image_ids: list[dict[str, Any]] | None,
+    filt: dict[str, Any] | None,
+    next_token: str | None,
+    max_results: int | None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    repo = repositories.get(ctx, repository_name)
+    if image_ids:
+        if next_token is not None or max_results is not None:
+            raise errors.InvalidParameterException(
+                "Invalid parameter: maxResults and nextToken cannot be specified with imageIds"
+            )
+        found: dict[int, Image] = {}
+        for image_id in image_ids:
+            image, code, _ = lookup.resolve(ctx, repo, image_id)
+            if image is None:
+                if code in ("InvalidImageDigest", "InvalidImageTag", "MissingDigestAndTag"):
+                    raise errors.InvalidParameterException(
+                        f"Invalid parameter at 'imageIds' failed to satisfy constraint: '{_reason(code)}'"
+                    )
+                raise errors.ImageNotFoundException(image_id, repo.name, ctx.registry_id)
+            found.setdefault(image.id, image)
+        return [image_detail(ctx, repo, i) for i in found.values()], None
+
+    stmt = (
+        select(Image)
+        .where(Image.repository_id == repo.id, Image.status.in_(_status_values(filt)))
+        .options(selectinload(Image.tags))
+    )
+    cond = _tag_condition(filt)
+    if cond is not None:
+        stmt = stmt.where(cond)
+    images, token = pagination.page_by_id(ctx, stmt, Image.id, next_token, max_results, "DescribeImages")
+    return [image_detail(ctx, repo, i) for i in images], token
+
+
+def _reason(code: str) -> str:
+    return {
+        "InvalidImageDigest": "Invalid image digest",
+        "InvalidImageTag": "Invalid image tag",
+        "MissingDigestAndTag": "both tag and digest cannot be null",
+    }[code]
+
+
+def list_ids(
+    ctx: Context,
+    repository_name: str,
+    filt: dict[str, Any] | None,
+    next_token: str | None,
+    max_results: int | None,
+) -> tuple[list[dict[str, str]], str | None]:
+    """One entry per (digest, tag) pair, plus one digest-only entry per untagged image."""
+    repo = repositories.get(ctx, repository_name)
+    status = (filt or {}).get("tagStatus", "ANY")
+    stmt = (
+        select(Image.id, Image.digest, ImageTag.tag)
+        .outerjoin(ImageTag, ImageTag.image_id == Image.id)
+        .where(Image.repository_id == repo.id, Image.status.in_(_status_values(filt)))
+    )
+    if status == "TAGGED":
+        stmt = stmt.where(ImageTag.tag.is_not(None))
+    elif status == "UNTAGGED":
+        stmt = stmt.where(ImageTag.tag.is_(None))
+    # The tag column is NULL for untagged images; coalesce so keyset comparison works.
+    tag_key = func.coalesce(ImageTag.tag, "")
+    rows, token = pagination.page_by_keys(
+        ctx, stmt, [Image.id, tag_key], next_token, max_results, "ListImages",
+        lambda row: [row.id, row.tag or ""], scalars=False,
+    )
+    out = []
+    for row in rows:
+        entry = {"imageDigest": row.digest}
+        if row.tag is not None:
+            entry["imageTag"] = row.tag
+        out.append(entry)
+    return out, token
+
+
+@dataclass
+class Pulled:
+    image: Image
+    manifest: bytes
+    media_type: str
+    digest: str
+
+
+def batch_get(
+    ctx: Context,
+    repository_name: str,
+    image_ids: list[dict[str, Any]],
+    accepted: list[str] | None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[int]]:
+    """Returns (images, failures, ids of images pulled) for BatchGetImage."""
+    repo = repositories.get(ctx, repository_name)
+    images, failures, pulled = [], [], []
+    for image_id in image_ids:
+        image, code, reason = lookup.resolve(ctx, repo, image_id)
+        if image is None:
+            failures.append(lookup.failure(image_id, code or "ImageNotFound", reason))
+            continue
+        if image.status != "ACTIVE":
+            failures.append(lookup.failure(image_id, "ImageNotFound", "Requested image not found"))
+            continue
+        converted = conversion.for_accepted(image.manifest, image.media_type, accepted)
+        if converted is None:
+            failures.append(
+                lookup.failure(
+                    image_id, "ImageNotFound", "Requested image not found in any of the accepted media types"
+                )
+            )
+            continue
+        raw, media_type, digest = converted
+        out_id = {"imageDigest": digest}
+        if image_id.get("imageTag") is not None:
+            out_id["imageTag"] = image_id["imageTag"]
+        images.append(
+            {
+                "registryId": repo.account_id,
+                "repositoryName": repo.name,
+                "imageId": out_id,
+                "imageManifest": raw.decode("utf-8"),
+                "imageManifestMediaType": media_type,
+            }
+        )
+        pulled.append(image.id)
+    return images, failures, pulled
+
+
+def record_pulls(ctx: Context, image_ids: list[int]) -> None:
+    """Set lastRecordedPullTime (its own short write transaction, after the read)."""
+    if not image_ids:
+        return
+    ctx.session.execute(
+        update(Image)
+        .where(
+            Image.id.in_(image_ids),
+            (Image.last_pulled_at.is_(None)) | (Image.last_pulled_at < ctx.now - PULL_RECORD_RESOLUTION),
+        )
+        .values(last_pulled_at=ctx.now)
+    )
+
+
+def needs_pull_record(image: Image, now: float) -> bool:
+    return image.last_pulled_at is None or image.last_pulled_at < now - PULL_RECORD_RESOLUTION

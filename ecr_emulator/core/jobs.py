@@ -1,0 +1,217 @@
+"""Durable background work: jobs are rows, claimed by worker threads of any replica.
+
+A job is due when the emulator clock passes its ``run_after``, so tests move the clock instead
+of sleeping. Claims are leases on real time: a job whose worker died is claimed again once its
+lease runs out. Periodic tasks (upload GC, lifecycle sweeps) are rows in ``schedules`` that
+enqueue a job whenever the clock passes their next run time. Handlers are plain functions of
+(services, payload) that open their own units of work.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, or_, select
+
+from ecr_emulator.core.context import Context, Services
+from ecr_emulator.storage.models import Job, Schedule
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Services, dict[str, Any]], None]
+HANDLERS: dict[str, Handler] = {}
+LEASE_SECONDS = 300
+MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Periodic:
+    name: str
+    kind: str
+    interval: Callable[[Services], float]
+
+
+PERIODIC: dict[str, Periodic] = {}
+
+
+def handler(kind: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        HANDLERS[kind] = fn
+        return fn
+
+    return register
+
+
+def periodic(name: str, kind: str, interval: Callable[[Services], float]) -> None:
+    PERIODIC[name] = Periodic(name, kind, interval)
+
+
+def enqueue(
+    ctx: Context, kind: str, payload: dict[str, Any], *, delay: float = 0.0, dedupe_key: str | None = None
+) -> None:
+    """Add a job in the caller's transaction (so it exists exactly when the change it follows does)."""
+    if dedupe_key is not None:
+        pending = ctx.session.scalar(select(Job.id).where(Job.dedupe_key == dedupe_key))
+        if pending is not None:
+            return
+    ctx.session.add(
+        Job(
+            kind=kind,
+            payload=payload,
+            dedupe_key=dedupe_key,
+            status="pending",
+            run_after=ctx.now + delay,
+            attempts=0,
+            created_at=ctx.now,
+        )
+    )
+    ctx.session.flush()
+    runner = ctx.services.job_runner
+    if runner is not None:
+        ctx.after_commit.append(runner.wake)
+
+
+class JobRunner:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # ---- one step at a time (also what `jobs run` and the control API call) ----
+
+    def schedule_periodic(self) -> None:
+        db, now = self.services.db, self.services.clock.now()
+
+        def tick(session) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+            due = []
+            for p in PERIODIC.values():
+                row = session.get(Schedule, p.name)
+                interval = p.interval(self.services)
+                if row is None:
+                    session.add(Schedule(name=p.name, next_run_at=now + interval))
+                elif now >= row.next_run_at:
+                    row.next_run_at = now + interval
+                    due.append((p.name, p.kind))
+            for name, kind in due:
+                key = f"periodic:{name}"
+                if session.scalar(select(Job.id).where(Job.dedupe_key == key)) is None:
+                    session.add(Job(kind=kind, payload={}, dedupe_key=key, status="pending",
+                                    run_after=now, attempts=0, created_at=now))
+            return due
+
+        db.run(tick, write=True)
+
+    def claim(self) -> Job | None:
+        now, real = self.services.clock.now(), time.time()
+
+        def take(session) -> Job | None:  # type: ignore[no-untyped-def]
+            job = session.scalars(
+                select(Job)
+                .where(
+                    or_(
+                        (Job.status == "pending") & (Job.run_after <= now),
+                        (Job.status == "running") & (Job.locked_until < real),
+                    )
+                )
+                .order_by(Job.run_after, Job.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            ).first()
+            if job is None:
+                return None
+            job.status = "running"
+            job.attempts += 1
+            job.locked_until = real + LEASE_SECONDS
+            session.flush()
+            session.expunge(job)
+            return job
+
+        return self.services.db.run(take, write=True)
+
+    def execute(self, job: Job) -> bool:
+        fn = HANDLERS.get(job.kind)
+        error = None
+        if fn is None:
+            error = f"no handler for job kind {job.kind!r}"
+        else:
+            try:
+                fn(self.services, dict(job.payload))
+            except Exception:  # a failing job must not take the worker down
+                error = traceback.format_exc()
+                log.exception("job %s (%s) failed", job.id, job.kind)
+
+        def finish(session) -> None:  # type: ignore[no-untyped-def]
+            row = session.get(Job, job.id)
+            if row is None:
+                return
+            if error is None:
+                session.delete(row)
+            elif row.attempts >= MAX_ATTEMPTS or fn is None:
+                row.status, row.last_error = "failed", error
+                row.finished_at = self.services.clock.now()
+                row.dedupe_key = None
+            else:
+                row.status, row.last_error = "pending", error
+                row.run_after = self.services.clock.now() + 2 ** row.attempts
+                row.locked_until = None
+
+        self.services.db.run(finish, write=True)
+        return error is None
+
+    def run_due(self, max_jobs: int = 10_000) -> dict[str, int]:
+        """Run every job that is due now, in this thread. Returns counts for the caller."""
+        self.schedule_periodic()
+        ran = failed = 0
+        while ran + failed < max_jobs:
+            job = self.claim()
+            if job is None:
+                break
+            if self.execute(job):
+                ran += 1
+            else:
+                failed += 1
+        return {"succeeded": ran, "failed": failed}
+
+    # ---- worker threads ----
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self, threads: int, poll_interval: float) -> None:
+        for i in range(threads):
+            t = threading.Thread(target=self._loop, args=(poll_interval,), name=f"jobs-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        for t in self._threads:
+            t.join(timeout)
+        self._threads.clear()
+
+    def _loop(self, poll_interval: float) -> None:
+        while not self._stop.is_set():
+            try:
+                self.schedule_periodic()
+                while not self._stop.is_set():
+                    job = self.claim()
+                    if job is None:
+                        break
+                    self.execute(job)
+            except Exception:
+                log.exception("job loop error")
+            self._wake.wait(poll_interval)
+            self._wake.clear()
+
+
+def clear_all(ctx: Context) -> None:
+    ctx.session.execute(delete(Job))
+    ctx.session.execute(delete(Schedule))

@@ -1,0 +1,118 @@
+"""What a repository holds at blob level: availability checks, download URLs, blob reads."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from sqlalchemy import select
+
+from ecr_emulator.core import errors, repositories
+from ecr_emulator.core.context import Context
+from ecr_emulator.core.naming import DIGEST
+from ecr_emulator.storage.models import Blob, Image, ImageBlob, Repository, RepositoryBlob
+
+DOWNLOAD_URL_TTL = 3600  # ECR's pre-signed S3 URLs live about an hour
+
+
+def _references(ctx: Context, repo: Repository, digests: list[str]) -> dict[str, tuple[str | None, set[str]]]:
+    """digest -> (declared media type, statuses of the images referencing it) in ``repo``."""
+    rows = ctx.session.execute(
+        select(ImageBlob.digest, ImageBlob.media_type, Image.status)
+        .join(Image, Image.id == ImageBlob.image_id)
+        .where(Image.repository_id == repo.id, ImageBlob.digest.in_(digests))
+    ).all()
+    out: dict[str, tuple[str | None, set[str]]] = {}
+    for digest, media_type, status in rows:
+        mt, statuses = out.get(digest, (None, set()))
+        out[digest] = (mt or media_type, statuses | {status})
+    return out
+
+
+def check_availability(
+    ctx: Context, repository_name: str, digests: list[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    repo = repositories.get(ctx, repository_name)
+    wellformed = [d for d in digests if d and DIGEST.fullmatch(d)]
+    sizes = dict(
+        ctx.session.execute(
+            select(Blob.digest, Blob.size)
+            .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
+            .where(RepositoryBlob.repository_id == repo.id, Blob.digest.in_(wellformed))
+        ).all()
+    )
+    refs = _references(ctx, repo, list(sizes))
+    layers, failures = [], []
+    for d in digests:
+        if not d:
+            failures.append({"layerDigest": d, "failureCode": "MissingLayerDigest",
+                             "failureReason": "The layer digest is missing"})
+        elif not DIGEST.fullmatch(d):
+            failures.append({"layerDigest": d, "failureCode": "InvalidLayerDigest",
+                             "failureReason": "Invalid layer digest"})
+        elif d not in sizes:
+            failures.append({"layerDigest": d, "failureCode": "MissingLayerDigest",
+                             "failureReason": "Could not find layer"})
+        else:
+            media_type, statuses = refs.get(d, (None, set()))
+            archived = bool(statuses) and statuses <= {"ARCHIVED", "ACTIVATING"}
+            entry: dict[str, Any] = {
+                "layerDigest": d,
+                "layerAvailability": "ARCHIVED" if archived else "AVAILABLE",
+                "layerSize": sizes[d],
+            }
+            if media_type:
+                entry["mediaType"] = media_type
+            layers.append(entry)
+    return layers, failures
+
+
+def _sign_text(account: str, region: str, name: str, digest: str, expires: int) -> str:
+    return f"download|{account}|{region}|{name}|{digest}|{expires}"
+
+
+def download_url(ctx: Context, repository_name: str, digest: str) -> str:
+    """A URL on the registry listener that serves the layer without credentials for an hour,
+    like the pre-signed S3 URL ECR returns. Only layers an image references qualify."""
+    repo = repositories.get(ctx, repository_name)
+    refs = _references(ctx, repo, [digest]) if DIGEST.fullmatch(digest) else {}
+    if digest not in refs:
+        linked = ctx.session.get(RepositoryBlob, (repo.id, digest)) is not None
+        if linked:
+            raise errors.LayerInaccessibleException(
+                f"The layer with digest '{digest}' is not referenced by any image in the repository "
+                f"with name '{repo.name}' in the registry with id '{ctx.registry_id}'"
+            )
+        raise errors.LayersNotFoundException(
+            f"The layer with digest '{digest}' does not exist in the repository with name "
+            f"'{repo.name}' in the registry with id '{ctx.registry_id}'"
+        )
+    expires = int(ctx.now) + DOWNLOAD_URL_TTL
+    signature = ctx.services.tokens.sign_url(
+        _sign_text(ctx.scope.account_id, ctx.scope.region, repo.name, digest, expires)
+    )
+    query = urlencode({"X-Amz-Expires": DOWNLOAD_URL_TTL, "X-Emulator-Expires": expires,
+                       "X-Emulator-Signature": signature})
+    host = ctx.hosts.proxy_endpoint(ctx.scope)
+    return f"{host}/v2/{quote(repo.name)}/blobs/{digest}?{query}"
+
+
+def check_download_signature(ctx: Context, name: str, digest: str, expires: str, signature: str) -> bool:
+    try:
+        exp = int(expires)
+    except ValueError:
+        return False
+    if exp < ctx.now:
+        return False
+    text = _sign_text(ctx.scope.account_id, ctx.scope.region, name, digest, exp)
+    return ctx.services.tokens.check_url(text, signature)
+
+
+def readable_blob(ctx: Context, repo: Repository, digest: str) -> int | None:
+    """Size of a blob the repository may serve (linked to it), else None."""
+    return ctx.session.scalar(
+        select(Blob.size)
+        .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
+        .where(RepositoryBlob.repository_id == repo.id, Blob.digest == digest)
+    )
+

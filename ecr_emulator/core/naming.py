@@ -1,0 +1,100 @@
+"""Names, ARNs, URIs and host names, derived the way ECR derives them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+REPOSITORY_NAME = re.compile(r"[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*")
+IMAGE_TAG = re.compile(r"[a-zA-Z0-9-_.]+")
+IMAGE_TAG_PATTERN_TEXT = "[a-zA-Z0-9-_.]+"
+DIGEST = re.compile(r"[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+")
+SHA256_DIGEST = re.compile(r"sha256:[a-f0-9]{64}")
+REGISTRY_HOST = re.compile(r"^(?P<account>[0-9]{12})\.dkr[.-]ecr[.-](?P<region>[a-z0-9-]+)\.")
+REPOSITORY_ARN = re.compile(
+    r"^arn:(?P<partition>aws[a-z-]*):ecr:(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12}):repository/(?P<name>.+)$"
+)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One registry: an (account, region) pair. Every row belongs to exactly one."""
+
+    account_id: str
+    region: str
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the account that owns the access key, and the key itself."""
+
+    account_id: str
+    access_key_id: str
+
+
+def partition_for(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def repository_arn(scope: Scope, name: str) -> str:
+    return f"arn:{partition_for(scope.region)}:ecr:{scope.region}:{scope.account_id}:repository/{name}"
+
+
+def parse_repository_arn(arn: str) -> tuple[Scope, str] | None:
+    m = REPOSITORY_ARN.match(arn)
+    if not m:
+        return None
+    return Scope(m["account"], m["region"]), m["name"]
+
+
+def is_valid_repository_name(name: str) -> bool:
+    return 2 <= len(name) <= 256 and REPOSITORY_NAME.fullmatch(name) is not None
+
+
+def is_valid_digest(digest: str) -> bool:
+    return DIGEST.fullmatch(digest) is not None
+
+
+def wildcard_regex(pattern: str) -> re.Pattern[str]:
+    """ECR wildcard (``*`` = any run of characters) matching the whole string."""
+    return re.compile("".join(".*" if ch == "*" else re.escape(ch) for ch in pattern), re.DOTALL)
+
+
+class RegistryHosts:
+    """Host names of the registry endpoint, per (account, region).
+
+    The configured host (default ``localhost:<registry port>``) names the default registry.
+    Another registry is ``<account>.dkr.ecr.<region>.<host>``, the same shape ECR uses, which
+    the registry listener parses back. A host containing ``{account}``/``{region}`` is a
+    template applied to every registry.
+    """
+
+    def __init__(self, host: str, default: Scope, scheme: str = "http") -> None:
+        self.host = host
+        self.default = default
+        self.scheme = scheme
+
+    def host_for(self, scope: Scope) -> str:
+        if "{account}" in self.host or "{region}" in self.host:
+            return self.host.format(account=scope.account_id, region=scope.region)
+        if scope == self.default:
+            return self.host
+        return f"{scope.account_id}.dkr.ecr.{scope.region}.{self.host}"
+
+    def repository_uri(self, scope: Scope, name: str) -> str:
+        return f"{self.host_for(scope)}/{name}"
+
+    def proxy_endpoint(self, scope: Scope) -> str:
+        return f"{self.scheme}://{self.host_for(scope)}"
+
+    def scope_from_host(self, host_header: str | None) -> Scope:
+        """The registry a request addresses: from an ECR-shaped Host, else the default."""
+        if host_header:
+            m = REGISTRY_HOST.match(host_header)
+            if m:
+                return Scope(m["account"], m["region"])
+        return self.default

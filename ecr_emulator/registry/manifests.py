@@ -1,0 +1,109 @@
+"""Manifests on the wire: GET/HEAD/PUT/DELETE by tag or digest, over the same ``core`` code as
+PutImage, BatchGetImage and BatchDeleteImage."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from flask import Response, request
+
+from ecr_emulator.core import errors, repositories
+from ecr_emulator.core.images import conversion, lookup, query
+from ecr_emulator.core.images import delete as image_delete
+from ecr_emulator.core.images import put as image_put
+from ecr_emulator.core.naming import DIGEST
+from ecr_emulator.registry.errors import OciError
+
+if TYPE_CHECKING:
+    from ecr_emulator.registry.app import Call
+
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+OCI_TAG = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}")
+
+
+def _accepted() -> list[str]:
+    header = ",".join(request.headers.getlist("Accept"))
+    return [part.split(";", 1)[0].strip() for part in header.split(",") if part.strip()]
+
+
+def get(call: Call, name: str, reference: str) -> Response:
+    by_digest = DIGEST.fullmatch(reference) is not None
+    with call.services.unit(call.caller.scope, call.caller.principal) as ctx:
+        repo = repositories.get(ctx, name)
+        image = lookup.by_digest(ctx, repo, reference) if by_digest else lookup.by_tag(ctx, repo, reference)
+        if image is None:
+            raise OciError("MANIFEST_UNKNOWN", "Requested image not found")
+        if image.status != "ACTIVE":
+            raise OciError(
+                "MANIFEST_UNKNOWN",
+                f"The image with digest '{image.digest}' is {image.status.lower()} and cannot be pulled. "
+                "Restore it to the STANDARD storage class with UpdateImageStorageClass first.",
+            )
+        raw, media_type, digest = image.manifest, image.media_type, image.digest
+        record = request.method == "GET" and query.needs_pull_record(image, ctx.now)
+        image_id = image.id
+    if not by_digest:  # a pull by tag may be served in another format the client accepts
+        converted = conversion.for_accepted(raw, media_type, _accepted())
+        if converted is not None:
+            raw, media_type, digest = converted
+    if record:
+        with call.services.unit(call.caller.scope, call.caller.principal, write=True) as wctx:
+            query.record_pulls(wctx, [image_id])
+    headers = {"Docker-Content-Digest": digest, "ETag": f'"{digest}"', "Content-Length": str(len(raw))}
+    body = b"" if request.method == "HEAD" else raw
+    resp = Response(body, status=200, content_type=media_type, headers=headers)
+    resp.headers["Content-Length"] = str(len(raw))
+    return resp
+
+
+def _read_body() -> bytes:
+    length = request.headers.get("Content-Length")
+    if length is not None and length.isdigit() and int(length) > MAX_MANIFEST_BYTES:
+        raise OciError("SIZE_INVALID", f"Manifests may not exceed {MAX_MANIFEST_BYTES} bytes")
+    data = request.stream.read(MAX_MANIFEST_BYTES + 1)
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise OciError("SIZE_INVALID", f"Manifests may not exceed {MAX_MANIFEST_BYTES} bytes")
+    return data
+
+
+def put(call: Call, name: str, reference: str) -> Response:
+    by_digest = DIGEST.fullmatch(reference) is not None
+    if not by_digest and not OCI_TAG.fullmatch(reference):
+        raise OciError("TAG_INVALID", f"Invalid tag '{reference}'")
+    raw = _read_body()
+    content_type = (request.headers.get("Content-Type") or "").split(";", 1)[0].strip()
+    declared = None if content_type in ("", "application/json", "application/octet-stream") else content_type
+    try:
+        with call.services.unit(call.caller.scope, call.caller.principal, write=True) as ctx:
+            result = image_put.put_image(
+                ctx,
+                name,
+                raw,
+                media_type=declared,
+                tag=None if by_digest else reference,
+                digest=reference if by_digest else None,
+                idempotent=True,
+            )
+            digest = result.image.digest
+            subject = result.image.subject_digest
+    except errors.ImageDigestDoesNotMatchException as exc:
+        raise OciError("DIGEST_INVALID", exc.message) from exc
+    headers = {"Location": f"/v2/{name}/manifests/{digest}", "Docker-Content-Digest": digest, "Content-Length": "0"}
+    if subject:
+        headers["OCI-Subject"] = subject
+    return Response(status=201, headers=headers)
+
+
+def delete(call: Call, name: str, reference: str) -> Response:
+    by_digest = DIGEST.fullmatch(reference) is not None
+    with call.services.unit(call.caller.scope, call.caller.principal, write=True) as ctx:
+        repo = repositories.get(ctx, name, for_update=True)
+        image = lookup.by_digest(ctx, repo, reference) if by_digest else lookup.by_tag(ctx, repo, reference)
+        if image is None:
+            raise OciError("MANIFEST_UNKNOWN", "Requested image not found")
+        if by_digest:
+            image_delete.delete_image(ctx, repo, image)
+        else:
+            image_delete.untag(ctx, repo, image, reference)
+    return Response(status=202, headers={"Content-Length": "0"})

@@ -1,0 +1,113 @@
+"""Both listeners under one production WSGI server (gunicorn, threaded worker).
+
+One worker process with a pool of request threads serves the API port and the registry port;
+requests are routed to the right app by the port they arrived on. SIGTERM (or SIGINT) drains
+in-flight requests for up to ``graceful_timeout`` seconds before exiting. Background job
+threads run inside the worker, beside the request threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from ecr_emulator.config import Settings
+
+log = logging.getLogger(__name__)
+
+# Filled in the arbiter once the sockets are bound (port 0 resolves here), inherited by the
+# worker through fork.
+BOUND: dict[str, int] = {}
+
+
+def build_wsgi(settings: Settings, api_port: int, registry_port: int):  # type: ignore[no-untyped-def]
+    from ecr_emulator.api.app import create_app as create_api
+    from ecr_emulator.core.bootstrap import build_services
+    from ecr_emulator.registry.app import create_app as create_registry
+
+    settings.api_port, settings.registry_port = api_port, registry_port
+    services = build_services(settings, upgrade=False)
+    api = create_api(services)
+    registry = create_registry(services)
+
+    def dispatch(environ: dict[str, Any], start_response):  # type: ignore[no-untyped-def]
+        app = api if environ.get("SERVER_PORT") == str(api_port) else registry
+        return app(environ, start_response)
+
+    dispatch.services = services  # type: ignore[attr-defined]
+    return dispatch
+
+
+class EmulatorServer(BaseApplication):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.services = None
+        super().__init__()
+
+    def load_config(self) -> None:
+        s = self.settings
+        cfg = {
+            "bind": [f"{s.host}:{s.api_port}", f"{s.host}:{s.registry_port}"],
+            "workers": 1,
+            "worker_class": "gthread",
+            "threads": s.threads,
+            "graceful_timeout": s.graceful_timeout,
+            "timeout": 120,
+            "keepalive": 30,
+            "accesslog": None,
+            "errorlog": "-",
+            "loglevel": s.log_level,
+            "proc_name": "ecr-emulator",
+            "when_ready": self._when_ready,
+            "post_worker_init": self._post_worker_init,
+            "worker_exit": self._worker_exit,
+            "limit_request_line": 8190,
+        }
+        if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25: no shared ~/.gunicorn socket
+            cfg["control_socket_disable"] = True
+        for key, value in cfg.items():
+            self.cfg.set(key, value)
+
+    def _when_ready(self, arbiter) -> None:  # type: ignore[no-untyped-def]
+        api, registry = (listener.sock.getsockname()[1] for listener in arbiter.LISTENERS)
+        BOUND.update(api=api, registry=registry)
+        host = self.settings.host
+        print(f"ecr-emulator API listening on http://{host}:{api}", flush=True)
+        print(f"ecr-emulator registry listening on http://{host}:{registry}", flush=True)
+        print(f"ecr-emulator data in {self.settings.data_path}", flush=True)
+
+    def load(self):  # type: ignore[no-untyped-def]
+        app = build_wsgi(self.settings, BOUND["api"], BOUND["registry"])
+        self.services = app.services
+        return app
+
+    def _post_worker_init(self, worker) -> None:  # type: ignore[no-untyped-def]
+        from ecr_emulator.core.jobs import JobRunner
+
+        services = self.services
+        if services is not None and self.settings.job_workers > 0:
+            runner = JobRunner(services)
+            services.job_runner = runner
+            runner.start(self.settings.job_workers, self.settings.job_poll_interval)
+
+    def _worker_exit(self, server, worker) -> None:  # type: ignore[no-untyped-def]
+        if self.services is not None and self.services.job_runner is not None:
+            self.services.job_runner.stop()
+
+
+def serve(settings: Settings) -> int:
+    from ecr_emulator.core.bootstrap import build_services
+
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # Migrate once, in the arbiter, before any worker starts serving.
+    services = build_services(settings, upgrade=True)
+    services.db.dispose()
+    EmulatorServer(settings).run()
+    return 0

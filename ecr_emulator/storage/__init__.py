@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy tables, sessions, migrations and the BlobStore drivers. Knows no ECR rules."""

@@ -1,0 +1,98 @@
+"""Engine, sessions and the one-transaction-per-request rule.
+
+SQLite (the embedded default) runs in WAL mode so readers never wait for the writer. A
+transaction that will write starts with ``BEGIN IMMEDIATE``: it takes the write lock up front
+and waits for it (busy timeout) instead of failing half-way when a read transaction tries to
+upgrade. Read-only transactions use a plain ``BEGIN`` and run concurrently. On PostgreSQL the
+same code runs with ordinary transactions; writers serialise per repository with row locks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+
+_WRITE = "ecr_write"
+_BUSY_RETRIES = 5
+
+
+class Database:
+    def __init__(self, url: str, pool_size: int = 20) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            path = url.split("sqlite:///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = create_engine(
+                url,
+                connect_args={"check_same_thread": False, "timeout": 30},
+                pool_size=pool_size,
+                max_overflow=pool_size,
+            )
+            _configure_sqlite(self.engine)
+        else:
+            self.engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        self._sessions = sessionmaker(expire_on_commit=False, autoflush=True)
+
+    @contextmanager
+    def transaction(self, write: bool = False) -> Iterator[Session]:
+        """One transaction: commit on success, roll back everything on any exception."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(**{_WRITE: write})
+            session = self._sessions(bind=conn)
+            try:
+                with session.begin():
+                    yield session
+            finally:
+                session.close()
+
+    def run(self, fn, write: bool = False):  # type: ignore[no-untyped-def]
+        """Run ``fn(session)`` in a transaction, retrying when SQLite reports a busy database.
+
+        Only transactions that hold no effects outside the database may be retried this way.
+        """
+        for attempt in range(_BUSY_RETRIES):
+            try:
+                with self.transaction(write=write) as session:
+                    return fn(session)
+            except OperationalError as exc:
+                if not _is_busy(exc) or attempt == _BUSY_RETRIES - 1:
+                    raise
+                log.warning("database busy, retrying (%s)", exc)
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _is_busy(exc: OperationalError) -> bool:
+    text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")

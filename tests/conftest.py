@@ -1,0 +1,65 @@
+"""Shared fixtures: one live server for the session, reset before every test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+
+import boto3
+import pytest
+
+from tests.server import LiveServer, start_server
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    live = start_server(tmp_path_factory.mktemp("live") / "data")
+    yield live
+    live.stop()
+
+
+@pytest.fixture(autouse=True)
+def _clean(request: pytest.FixtureRequest) -> None:
+    if "server" in request.fixturenames:
+        request.getfixturevalue("server").reset()
+
+
+def make_client(server: LiveServer, access_key: str = "testing", region: str = REGION, service: str = "ecr"):
+    return boto3.client(
+        service,
+        endpoint_url=server.api_url,
+        region_name=region,
+        aws_access_key_id=access_key,
+        aws_secret_access_key="testing",
+    )
+
+
+@pytest.fixture
+def ecr(server: LiveServer):
+    return make_client(server)
+
+
+@pytest.fixture
+def aws(server: LiveServer):
+    """Run the AWS CLI against the live server; returns the CompletedProcess."""
+
+    def run(*args: str, region: str = REGION, input: str | None = None, check: bool = True):
+        env = dict(
+            os.environ,
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            AWS_DEFAULT_REGION=region,
+            AWS_PAGER="",
+        )
+        env.pop("AWS_PROFILE", None)
+        cmd = ["aws", *args, "--endpoint-url", server.api_url, "--output", "json"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, input=input, timeout=120)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"aws {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+        return proc
+
+    return run

@@ -1,0 +1,100 @@
+"""Start and stop a live ecr-emulator on ephemeral loopback ports, as users run it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+
+@dataclass
+class LiveServer:
+    process: subprocess.Popen
+    api_port: int
+    registry_port: int
+    data_dir: Path
+    log_path: Path
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def registry(self) -> str:
+        """host:port of the registry, as clients name it."""
+        return f"localhost:{self.registry_port}"
+
+    @property
+    def registry_url(self) -> str:
+        return f"http://127.0.0.1:{self.registry_port}"
+
+    def control(self, path: str, body: dict | None = None) -> dict:
+        url = f"{self.api_url}/_emulator/{path}"
+        resp = requests.post(url, json=body or {}, timeout=120) if body is not None else requests.get(url, timeout=60)
+        resp.raise_for_status()
+        return resp.json()
+
+    def reset(self) -> None:
+        self.control("reset", {})
+
+    def run_jobs(self) -> dict:
+        return self.control("jobs/run", {})
+
+    def advance_clock(self, seconds: float) -> dict:
+        return self.control("clock", {"advance": seconds})
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        return self.process.returncode
+
+
+def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None, timeout: float = 60) -> LiveServer:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir.parent / f"{data_dir.name}-server.log"
+    out = open(log_path, "ab")
+    proc_env = dict(os.environ, **(env or {}))
+    proc_env.setdefault("ECR_EMULATOR_LOG_LEVEL", "info")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ecr_emulator", "serve", "--api-port", "0", "--registry-port", "0",
+         "--data-dir", str(data_dir), *extra],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env=proc_env,
+        start_new_session=True,
+    )
+    deadline = time.time() + timeout
+    ports: dict[str, int] = {}
+    while time.time() < deadline:
+        text = log_path.read_text(errors="replace")
+        for kind in ("API", "registry"):
+            m = re.findall(rf"ecr-emulator {kind} listening on http://[^:]+:(\d+)", text)
+            if m:
+                ports[kind] = int(m[-1])
+        if len(ports) == 2:
+            server = LiveServer(process, ports["API"], ports["registry"], data_dir, log_path)
+            try:
+                if requests.get(f"{server.api_url}/_emulator/health", timeout=2).ok:
+                    return server
+            except requests.RequestException:
+                pass
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log_path.read_text(errors='replace')}")
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"server did not start:\n{log_path.read_text(errors='replace')}")
