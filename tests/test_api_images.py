@@ -315,3 +315,27 @@ def test_referrer_artifacts_carry_subject(ecr, repo):
     detail = ecr.describe_images(repositoryName=repo, imageIds=[{"imageDigest": sig.digest}])["imageDetails"][0]
     assert detail["subjectManifestDigest"] == image.digest
     assert detail["artifactMediaType"] == "application/vnd.dev.cosign.artifact.sig.v1+json"
+
+
+def test_list_image_referrers(ecr, repo):
+    image = build_image()
+    push_via_api(ecr, repo, image, "v1")
+    sig = build_artifact(image, "application/vnd.cncf.notary.signature", b"sig", {"k": "v"})
+    sbom = build_artifact(image, "application/spdx+json", b"sbom")
+    push_via_api(ecr, repo, sig)
+    push_via_api(ecr, repo, sbom)
+    found = ecr.list_image_referrers(repositoryName=repo, subjectId={"imageDigest": image.digest})["referrers"]
+    assert [r["digest"] for r in found] == [sig.digest, sbom.digest]
+    assert found[0] == {"digest": sig.digest, "mediaType": OCI_MANIFEST, "size": len(sig.manifest),
+                        "artifactType": "application/vnd.cncf.notary.signature", "annotations": {"k": "v"},
+                        "artifactStatus": "ACTIVE"}
+    only = ecr.list_image_referrers(repositoryName=repo, subjectId={"imageDigest": image.digest},
+                                    filter={"artifactTypes": ["application/spdx+json"]})["referrers"]
+    assert [r["digest"] for r in only] == [sbom.digest]
+    page = ecr.list_image_referrers(repositoryName=repo, subjectId={"imageDigest": image.digest}, maxResults=1)
+    assert len(page["referrers"]) == 1 and page["nextToken"]
+    rest = ecr.list_image_referrers(repositoryName=repo, subjectId={"imageDigest": image.digest},
+                                    nextToken=page["nextToken"])
+    assert [r["digest"] for r in rest["referrers"]] == [sbom.digest] and "nextToken" not in rest
+    none = ecr.list_image_referrers(repositoryName=repo, subjectId={"imageDigest": "sha256:" + "0" * 64})
+    assert none["referrers"] == []

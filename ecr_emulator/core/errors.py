@@ -269,10 +269,6 @@ class BlobUnknown(EcrError):
     """A blob the repository does not hold (registry only; the API says LayersNotFound)."""
 
 
-class ImageArchivedForPull(EcrError):
-    """An archived image was asked for by a pull (registry answers MANIFEST_UNKNOWN)."""
-
-
 def all_error_classes() -> dict[str, type[EcrError]]:
     """Every concrete error by ECR shape name, for tests that check them against the model."""
     out: dict[str, type[EcrError]] = {}

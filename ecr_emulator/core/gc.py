@@ -1,6 +1,6 @@
 """Garbage collection, online and driven by database references.
 
-What goes, in order: uploads nobody touched for ``upload_gc_age``; staging files with no
+What goes, in order: uploads nobody touched for ``upload_gc_age`` (on the emulator clock); staging files with no
 upload row; a repository's links to blobs that no image of that repository references, once
 they are that old too; and finally blobs nothing links or references at all, bytes included.
 Every deletion of bytes happens while the write transaction holds the lock a blob commit also
@@ -10,6 +10,7 @@ needs, so a blob being re-uploaded at that moment is never lost.
 from __future__ import annotations
 
 import logging
+import time
 
 from sqlalchemy import exists, select
 
@@ -25,17 +26,13 @@ GC_INTERVAL = 600.0
 def collect(services: Services) -> dict[str, int]:
     now = services.clock.now()
     cutoff = now - services.settings.upload_gc_age
-    offset = services.clock.offset  # staging mtimes are real time; compare them on the emulator clock
     counts = {"uploads": 0, "orphan_files": 0, "links": 0, "blobs": 0}
 
     def uploads(session) -> list[str]:  # type: ignore[no-untyped-def]
         stale = []
-        for up in session.scalars(select(Upload)):
-            mtime = services.blobs.upload_mtime(up.id)
-            last = max(up.updated_at, (mtime + offset) if mtime is not None else up.updated_at)
-            if last < cutoff:
-                stale.append(up.id)
-                session.delete(up)
+        for up in session.scalars(select(Upload).where(Upload.updated_at < cutoff)):
+            stale.append(up.id)
+            session.delete(up)
         return stale
 
     for upload_id in services.db.run(uploads, write=True):
@@ -43,9 +40,11 @@ def collect(services: Services) -> dict[str, int]:
         HASHERS.forget(upload_id)
         counts["uploads"] += 1
 
+    # Staging files without a row (a crash between the two): their age is real time.
     known = set(services.db.run(lambda s: list(s.scalars(select(Upload.id)))))
+    real_cutoff = time.time() - services.settings.upload_gc_age
     for upload_id, mtime in list(services.blobs.uploads()):
-        if upload_id not in known and mtime + offset < cutoff:
+        if upload_id not in known and mtime < real_cutoff:
             services.blobs.discard(upload_id)
             counts["orphan_files"] += 1
 

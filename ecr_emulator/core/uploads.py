@@ -103,6 +103,11 @@ def append(services: Services, upload_id: str, chunks: Iterable[bytes]) -> int:
         return size + written
 
 
+def touch(ctx: Context, repo: Repository, upload_id: str) -> None:
+    """Record activity on an upload (the garbage collector removes uploads idle for too long)."""
+    get_upload(ctx, repo, upload_id).updated_at = ctx.now
+
+
 def staged_digest(services: Services, upload_id: str) -> tuple[str, int]:
     with HASHERS.lock_for(upload_id):
         size = services.blobs.upload_size(upload_id)

@@ -66,11 +66,14 @@ def _open_upload(call: Call, name: str, upload_id: str) -> None:
         uploads.get_upload(ctx, repo, upload_id)
 
 
-def _stream_in(call: Call, upload_id: str) -> int:
+def _stream_in(call: Call, name: str, upload_id: str) -> int:
     try:
-        return uploads.append(call.services, upload_id, _body_chunks())
+        size = uploads.append(call.services, upload_id, _body_chunks())
     except FileNotFoundError as exc:
         raise OciError("BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry") from exc
+    with call.services.unit(call.caller.scope, call.caller.principal, write=True) as ctx:
+        uploads.touch(ctx, repositories.get(ctx, name), upload_id)
+    return size
 
 
 def _commit(call: Call, name: str, upload_id: str, digest: str) -> Response:
@@ -91,7 +94,7 @@ def start(call: Call, name: str) -> Response:
             return _created(name, mount)
         upload = uploads.initiate(ctx, name)
     if digest is not None:  # monolithic upload: POST ?digest= with the whole blob as body
-        _stream_in(call, upload.id)
+        _stream_in(call, name, upload.id)
         return _commit(call, name, upload.id, digest)
     return _progress(name, upload.id, 0)
 
@@ -143,7 +146,7 @@ def patch(call: Call, name: str, upload_id: str) -> Response:
         if length is not None and length.isdigit() and int(length) != last - first + 1:
             raise OciError("RANGE_INVALID", "Content-Length does not match Content-Range",
                            headers={"Range": f"0-{max(size - 1, 0)}"})
-    new_size = _stream_in(call, upload_id)
+    new_size = _stream_in(call, name, upload_id)
     return _progress(name, upload_id, new_size)
 
 
@@ -153,7 +156,7 @@ def finish(call: Call, name: str, upload_id: str) -> Response:
         raise OciError("DIGEST_INVALID", "The digest query parameter is required to complete an upload")
     _open_upload(call, name, upload_id)
     if _has_body():
-        _stream_in(call, upload_id)
+        _stream_in(call, name, upload_id)
     try:
         return _commit(call, name, upload_id, digest)
     except errors.InvalidLayerException as exc:

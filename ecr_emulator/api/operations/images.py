@@ -6,7 +6,7 @@ from typing import Any
 
 from ecr_emulator.api.operations import operation
 from ecr_emulator.core.context import Context
-from ecr_emulator.core.images import delete, put, query
+from ecr_emulator.core.images import delete, put, query, referrers
 
 
 @operation("PutImage")
@@ -67,3 +67,12 @@ def describe_images(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
 def list_images(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
     ids, token = query.list_ids(ctx, p["repositoryName"], p.get("filter"), p.get("nextToken"), p.get("maxResults"))
     return {"imageIds": ids, "nextToken": token}
+
+
+@operation("ListImageReferrers", write=False)
+def list_image_referrers(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
+    found, token = referrers.list_referrers(
+        ctx, p["repositoryName"], p["subjectId"]["imageDigest"], p.get("filter"), p.get("nextToken"),
+        p.get("maxResults"),
+    )
+    return {"referrers": found, "nextToken": token}

@@ -6,7 +6,9 @@ from typing import Any
 
 from sqlalchemy import select
 
+from ecr_emulator.core import pagination, repositories
 from ecr_emulator.core.context import Context
+from ecr_emulator.core.images import lookup
 from ecr_emulator.storage.models import Image, Repository
 
 
@@ -16,6 +18,7 @@ def descriptors(
     subject_digest: str,
     artifact_types: list[str] | None = None,
     statuses: tuple[str, ...] = ("ACTIVE",),
+    with_status: bool = False,
 ) -> list[dict[str, Any]]:
     """OCI descriptors of the referrers of ``subject_digest``, as the referrers API lists them."""
     stmt = (
@@ -28,9 +31,27 @@ def descriptors(
     out = []
     for image in ctx.session.scalars(stmt):
         d: dict[str, Any] = {"mediaType": image.media_type, "digest": image.digest, "size": len(image.manifest)}
+        if with_status:
+            d["artifactStatus"] = image.status
         if image.artifact_type:
             d["artifactType"] = image.artifact_type
         if image.annotations:
             d["annotations"] = image.annotations
         out.append(d)
     return out
+
+
+def list_referrers(
+    ctx: Context,
+    repository_name: str,
+    subject_digest: str,
+    filt: dict[str, Any] | None,
+    next_token: str | None,
+    max_results: int | None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """ListImageReferrers: the same descriptors, with the API's status filter and pagination."""
+    repo = repositories.get(ctx, repository_name)
+    filt = filt or {}
+    statuses = lookup.STATUS_FILTERS[filt.get("artifactStatus", "ACTIVE")]
+    found = descriptors(ctx, repo, subject_digest, filt.get("artifactTypes") or None, statuses, with_status=True)
+    return pagination.page_list(found, next_token, max_results or 50, "ListImageReferrers")

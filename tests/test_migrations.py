@@ -1,0 +1,59 @@
+"""Schema migrations: the models and the migration chain agree, and data directories upgrade in place."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from ecr_emulator.storage import migrate
+from ecr_emulator.storage.db import Database
+from ecr_emulator.storage.models import Base
+
+
+def test_migrations_produce_exactly_the_models(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'm.db'}")
+    migrate.upgrade(db)
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    assert diff == [], f"models changed without a migration: {diff}"
+
+
+def test_every_revision_upgrades_and_downgrades_step_by_step(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'steps.db'}")
+    cfg = migrate.alembic_config(db)
+    revisions = list(reversed(list(ScriptDirectory.from_config(cfg).walk_revisions())))
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        for rev in revisions:
+            command.upgrade(cfg, rev.revision)
+        command.downgrade(cfg, "base")
+        command.upgrade(cfg, "head")
+    assert migrate.current_revision(db) == revisions[-1].revision
+
+
+def test_server_upgrades_an_old_data_directory(tmp_path):
+    from tests.conftest import make_client
+    from tests.server import start_server
+
+    data = tmp_path / "old"
+    data.mkdir()
+    db = Database(f"sqlite:///{data / 'ecr.db'}")
+    cfg = migrate.alembic_config(db)
+    first = list(reversed(list(ScriptDirectory.from_config(cfg).walk_revisions())))[0].revision
+    migrate.upgrade(db, first)
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO repositories (account_id, region, name, created_at, tag_mutability, scan_on_push, "
+            "encryption_type) VALUES ('123456789012', 'us-east-1', 'from-old', 1700000000, 'MUTABLE', 0, 'AES256')"
+        )
+    db.dispose()
+    live = start_server(data)
+    try:
+        repos = make_client(live).describe_repositories()["repositories"]
+        assert [r["repositoryName"] for r in repos] == ["from-old"]
+    finally:
+        live.stop()
+    assert migrate.current_revision(Database(f"sqlite:///{data / 'ecr.db'}")) == \
+        ScriptDirectory.from_config(cfg).get_current_head()

@@ -1,0 +1,151 @@
+"""The wire protocol as raw clients see it: targets, bodies, signatures, errors, model coverage."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from ecr_emulator.api.operations import load_all
+from ecr_emulator.api.protocol import service_model
+from ecr_emulator.core.errors import all_error_classes
+
+PREFIX = "AmazonEC2ContainerRegistry_V20150921."
+AUTH = ("AWS4-HMAC-SHA256 Credential=testing/20261122/us-east-1/ecr/aws4_request, "
+        "SignedHeaders=host;x-amz-date;x-amz-target, Signature=" + "0" * 64)
+
+
+def call(server, target: str | None, body: bytes | str = b"{}", auth: str | None = AUTH) -> requests.Response:
+    headers = {"Content-Type": "application/x-amz-json-1.1"}
+    if target is not None:
+        headers["X-Amz-Target"] = target
+    if auth is not None:
+        headers["Authorization"] = auth
+    return requests.post(server.api_url + "/", data=body, headers=headers, timeout=30)
+
+
+def test_error_body_shape_and_status(server):
+    r = call(server, PREFIX + "DescribeRepositories", json.dumps({"repositoryNames": ["missing"]}))
+    assert r.status_code == 400
+    assert r.headers["Content-Type"] == "application/x-amz-json-1.1"
+    assert r.json() == {
+        "__type": "RepositoryNotFoundException",
+        "message": "The repository with name 'missing' does not exist in the registry with id '123456789012'",
+    }
+
+
+def test_unknown_target_and_operation(server):
+    assert call(server, "Nope.Describe").json()["__type"] == "UnknownOperationException"
+    assert call(server, PREFIX + "MakeCoffee").json()["__type"] == "UnknownOperationException"
+    assert call(server, None).json()["__type"] == "UnknownOperationException"
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[1,2]", b"\xff\xfe", b'"text"'])
+def test_malformed_body_is_serialization_exception(server, body):
+    r = call(server, PREFIX + "DescribeRepositories", body)
+    assert r.status_code == 400
+    assert r.json()["__type"] == "SerializationException"
+
+
+def test_wrong_types_are_serialization_exception(server):
+    for body in ({"repositoryName": 5}, {"repositoryName": "ok-name", "imageTagMutability": ["MUTABLE"]},
+                 {"repositoryName": "ok-name", "imageScanningConfiguration": {"scanOnPush": "yes"}}):
+        r = call(server, PREFIX + "CreateRepository", json.dumps(body))
+        assert r.status_code == 400 and r.json()["__type"] == "SerializationException", (body, r.text)
+
+
+def test_constraints_raw_clients_can_break(server):
+    cases = [
+        ("CreateRepository", {}, "Invalid parameter at 'repositoryName' failed to satisfy constraint: "
+                                 "'Member must not be null'"),
+        ("CreateRepository", {"repositoryName": "a"}, "Invalid parameter at 'repositoryName' failed to satisfy "
+                                                      "constraint: 'must have length greater than or equal to 2'"),
+        ("DescribeImages", {"repositoryName": "ab", "maxResults": 0},
+         "Invalid parameter at 'maxResults' failed to satisfy constraint: "
+         "'Member must have value greater than or equal to 1'"),
+        ("BatchGetImage", {"repositoryName": "ab", "imageIds": []},
+         "Invalid parameter at 'imageIds' failed to satisfy constraint: 'must have length greater than or equal to 1'"),
+        ("DescribeRepositories", {"registryId": "12345"},
+         "Invalid parameter at 'registryId' failed to satisfy constraint: 'must satisfy regular expression '[0-9]{12}''"),
+        ("BatchGetImage", {"repositoryName": "ab", "imageIds": [{"imageTag": ""}]},
+         "Invalid parameter at 'imageIds.1.member.imageTag' failed to satisfy constraint: "
+         "'must have length greater than or equal to 1'"),
+    ]
+    for op, body, message in cases:
+        r = call(server, PREFIX + op, json.dumps(body))
+        assert r.status_code == 400
+        assert r.json() == {"__type": "InvalidParameterException", "message": message}, (op, body)
+
+
+def test_missing_signature(server):
+    r = call(server, PREFIX + "DescribeRepositories", auth=None)
+    assert r.status_code == 403
+    assert r.json()["__type"] == "MissingAuthenticationTokenException"
+
+
+def test_unimplemented_model_operation_is_typed_not_500(server):
+    load_all()
+    from ecr_emulator.api.operations import OPERATIONS
+
+    missing = [n for n in service_model().operation_names if n not in OPERATIONS]
+    if not missing:
+        pytest.skip("every operation of the model is implemented")
+    r = call(server, PREFIX + missing[0], b"{}")
+    assert r.status_code in (400, 501)
+    body = r.json()
+    if r.status_code == 501:
+        assert body["__type"] == "NotImplementedException"
+        assert missing[0] in body["message"]
+    else:  # validation of required members comes first
+        assert body["__type"] == "InvalidParameterException"
+
+
+def test_every_unimplemented_operation_answers_without_500(server):
+    load_all()
+    from ecr_emulator.api.operations import OPERATIONS
+
+    for name in service_model().operation_names:
+        if name in OPERATIONS:
+            continue
+        r = call(server, PREFIX + name, b"{}")
+        assert r.status_code != 500, (name, r.text)
+        assert r.json()["__type"] in ("NotImplementedException", "InvalidParameterException"), name
+
+
+def test_coverage_is_computed_from_the_model(server):
+    body = server.control("coverage")
+    model_ops = set(service_model().operation_names)
+    assert body["total"] == len(model_ops)
+    assert set(body["implementedOperations"]) | set(body["missingOperations"]) == model_ops
+    assert body["implemented"] == len(body["implementedOperations"])
+    print(f"\nECR API coverage: {body['implemented']}/{body['total']} operations")
+
+
+def test_every_modelled_error_has_a_class_with_the_same_name():
+    model = service_model()
+    names = {n for n in model.shape_names if model.shape_for(n).metadata.get("exception")}
+    classes = all_error_classes()
+    # errors of features not built yet may be missing; every class we have must be a model name
+    # or one of the documented protocol errors.
+    protocol = {"SerializationException", "UnknownOperationException", "MissingAuthenticationTokenException",
+                "NotImplementedException", "AccessDeniedException", "BlobUnknown", "ImageReferencedByIndex"}
+    assert set(classes) - names <= protocol
+
+
+def test_timestamps_are_epoch_numbers_and_nulls_omitted(server, ecr):
+    ecr.create_repository(repositoryName="shape")
+    r = call(server, PREFIX + "DescribeRepositories", b"{}")
+    repo = r.json()["repositories"][0]
+    assert isinstance(repo["createdAt"], float | int)
+    assert "imageTagMutabilityExclusionFilters" not in repo
+    assert "nextToken" not in r.json()
+
+
+def test_environment_endpoint_variable_works(server, monkeypatch):
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_ECR", server.api_url)
+    client = boto3.client("ecr", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
+    client.create_repository(repositoryName="via-env")
+    assert client.describe_repositories()["repositories"][0]["repositoryName"] == "via-env"

@@ -1,0 +1,87 @@
+"""The server command itself: settings and --help, free ports, logging, SIGTERM draining."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import requests
+
+from ecr_emulator.config import SETTINGS
+from tests.conftest import make_client
+from tests.server import start_server
+
+
+def test_help_documents_every_setting():
+    out = subprocess.run([sys.executable, "-m", "ecr_emulator", "serve", "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    flat = " ".join(out.split())
+    for s in SETTINGS:
+        assert "--" + s.name.replace("_", "-") in out, s.name
+        assert "ECR_EMULATOR_" + s.name.upper() in flat, s.name
+
+
+def test_environment_variables_configure_the_server(tmp_path):
+    live = start_server(tmp_path / "env", env={"ECR_EMULATOR_DEFAULT_ACCOUNT": "210987654321",
+                                               "ECR_EMULATOR_DEFAULT_REGION": "eu-central-1",
+                                               "ECR_EMULATOR_REGISTRY_HOST": "registry.example.test:443"})
+    try:
+        ecr = make_client(live, region="eu-central-1")
+        repo = ecr.create_repository(repositoryName="envy")["repository"]
+        assert repo["registryId"] == "210987654321"
+        assert repo["repositoryUri"] == "registry.example.test:443/envy"
+        assert "api ecr CreateRepository" not in live.log()  # sanity: log format below
+        assert "api CreateRepository 200" in live.log()
+    finally:
+        live.stop()
+
+
+def test_sigterm_drains_in_flight_requests(tmp_path):
+    live = start_server(tmp_path / "drain", "--graceful-timeout", "30")
+    ecr = make_client(live)
+    ecr.create_repository(repositoryName="slow")
+    token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    headers = {"Authorization": f"Basic {token}"}
+    start = requests.post(f"{live.registry_url}/v2/slow/blobs/uploads/", headers=headers, timeout=10)
+    location = live.registry_url + start.headers["Location"]
+    result: dict = {}
+    sent = threading.Event()
+
+    def slow_body():
+        for _ in range(10):
+            yield b"x" * 1024
+            sent.set()
+            time.sleep(0.3)
+
+    def upload():
+        result["resp"] = requests.patch(location, data=slow_body(), headers=headers, timeout=60)
+
+    t = threading.Thread(target=upload)
+    t.start()
+    sent.wait(10)
+    live.process.send_signal(signal.SIGTERM)
+    t.join(60)
+    assert live.process.wait(60) == 0
+    assert result["resp"].status_code == 202
+    assert result["resp"].headers["Range"] == f"0-{10 * 1024 - 1}"
+    # ...and new connections are refused once it has stopped
+    try:
+        requests.get(f"{live.api_url}/_emulator/health", timeout=2)
+        raise AssertionError("server still answering after SIGTERM")
+    except requests.ConnectionError:
+        pass
+
+
+def test_port_zero_prints_the_ports(tmp_path):
+    live = start_server(tmp_path / "ports")
+    try:
+        log = live.log()
+        assert f"API listening on http://127.0.0.1:{live.api_port}" in log
+        assert f"registry listening on http://127.0.0.1:{live.registry_port}" in log
+        repo = make_client(live).create_repository(repositoryName="p0")["repository"]
+        assert repo["repositoryUri"] == f"localhost:{live.registry_port}/p0"
+    finally:
+        live.stop()
