@@ -8,7 +8,9 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
+import requests
 
+from tests.images import registry_session
 from tests.server import LiveServer, start_server
 
 REGION = "us-east-1"
@@ -63,3 +65,23 @@ def aws(server: LiveServer):
         return proc
 
     return run
+
+
+@pytest.fixture
+def reg(ecr, server) -> requests.Session:
+    """An authenticated session on the registry listener; URLs are relative to it."""
+    s = registry_session(ecr)
+    base = server.registry_url
+
+    original = s.request
+
+    def request(method, url, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if url.startswith("/"):
+            url = base + url
+        kwargs.setdefault("timeout", 60)
+        kwargs.setdefault("allow_redirects", False)
+        return original(method, url, *args, **kwargs)
+
+    s.request = request  # type: ignore[method-assign]
+    s.base = base  # type: ignore[attr-defined]
+    return s
