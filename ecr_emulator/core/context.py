@@ -31,9 +31,6 @@ class Services:
     clock: Clock
     tokens: TokenSigner
     hosts: RegistryHosts
-    # Hooks other features register (e.g. "after a push, enqueue a scan"); kept here so core
-    # modules can trigger each other without import cycles.
-    on_image_pushed: list[Callable[[Context, Any], None]] = field(default_factory=list)
     job_runner: Any = None  # set by the server when background workers run in this process
 
     @property

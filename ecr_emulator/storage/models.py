@@ -216,3 +216,18 @@ class RegistrySetting(Base):
     region: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[Any] = mapped_column(JSON)
+
+
+class LifecyclePreview(Base):
+    """The latest lifecycle policy preview (dry run) of a repository."""
+
+    __tablename__ = "lifecycle_previews"
+
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True)
+    policy_text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # IN_PROGRESS | COMPLETE | FAILED | EXPIRED
+    started_at: Mapped[float] = mapped_column(Double)
+    completed_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    results: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    failure: Mapped[str | None] = mapped_column(Text, nullable=True)

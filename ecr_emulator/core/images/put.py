@@ -29,6 +29,10 @@ from ecr_emulator.storage.models import (
 MAX_IMAGES_PER_REPOSITORY = 100_000
 MAX_TAGS_PER_IMAGE = 1000
 
+# Features that react to a new manifest in the same transaction (scan on push, lifecycle
+# after push...) register ``hook(ctx, repository, image)`` here.
+PUSH_HOOKS: list = []
+
 
 @dataclass
 class PutResult:
@@ -70,8 +74,8 @@ def put_image(
     image = _store_new(ctx, repo, manifest)
     if tag is not None:
         _point_tag(ctx, repo, image, tag)
-    for hook in ctx.services.on_image_pushed:
-        hook(ctx, image)
+    for hook in PUSH_HOOKS:
+        hook(ctx, repo, image)
     return PutResult(repo, image, manifest, True, tag)
 
 
