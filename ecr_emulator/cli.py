@@ -40,6 +40,17 @@ def _parser() -> argparse.ArgumentParser:
                         epilog=config.settings_epilog())
     config.add_arguments(gc, STORAGE_SETTINGS)
 
+    vulndb = sub.add_parser("vulndb", help="the vulnerability database image scans match against")
+    vulndb_sub = vulndb.add_subparsers(dest="vulndb_command", required=True)
+    vimport = vulndb_sub.add_parser(
+        "import", help="import OSV records (a folder or zip of *.json, as the public OSV exports)",
+        description="Import OSV vulnerability records in one transaction. Malformed records are reported "
+        "and skipped; a record already present is replaced by the imported version.",
+        epilog=config.settings_epilog(),
+    )
+    vimport.add_argument("path", help="folder (searched recursively), zip archive or single .json record")
+    config.add_arguments(vimport, STORAGE_SETTINGS)
+
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     upgrade = db_sub.add_parser("upgrade", help="apply schema migrations to the data directory",
@@ -63,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from ecr_emulator.core.bootstrap import build_services
 
+    if args.command == "vulndb":
+        settings.vulndb_seed = ""  # import exactly what was asked for, no default seed first
     services = build_services(settings)
     if args.command == "jobs":
         from ecr_emulator.core.jobs import JobRunner
@@ -72,6 +85,15 @@ def main(argv: list[str] | None = None) -> int:
         from ecr_emulator.core import gc as gc_module
 
         print(json.dumps(gc_module.collect(services)))
+    elif args.command == "vulndb":
+        from ecr_emulator.core.vulndb import store
+
+        try:
+            report = store.import_path(services, args.path)
+        except store.ImportFailed as exc:
+            print(f"ecr-emulator: {exc}", file=sys.stderr)
+            return 1
+        print(json.dumps(report.to_dict(), indent=2))
     elif args.command == "db":
         from ecr_emulator.storage import migrate
 

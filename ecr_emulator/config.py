@@ -51,6 +51,18 @@ SETTINGS: list[Setting] = [
     Setting("job_poll_interval", 1.0, "seconds between background job polls", float),
     Setting("upload_gc_age", 86400, "seconds after which an abandoned upload is removed", int),
     Setting("control_api", True, "serve the test-control API under /_emulator on the API listener", bool),
+    Setting(
+        "vulndb_seed",
+        "auto",
+        "OSV folder or zip loaded into an empty vulnerability database at start-up; 'auto' loads the real "
+        "advisories shipped in fixtures/osv, '' loads nothing",
+    ),
+    Setting(
+        "scan_max_unpacked_bytes",
+        8 * 1024**3,
+        "most bytes an image scan decompresses before the scan fails (decompression-bomb guard)",
+        int,
+    ),
     Setting("log_level", "info", "log level: debug, info, warning, error"),
 ]
 
@@ -75,6 +87,8 @@ class Settings:
     upload_gc_age: int = 86400
     control_api: bool = True
     log_level: str = "info"
+    vulndb_seed: str = "auto"
+    scan_max_unpacked_bytes: int = 8 * 1024**3
     access_key_accounts: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -18,7 +18,7 @@ from ecr_emulator.storage.models import Base
 
 def load_features() -> None:
     """Import the modules that register job handlers and hooks (kept out of import cycles)."""
-    from ecr_emulator.core import gc  # noqa: F401
+    from ecr_emulator.core import gc, scanning  # noqa: F401
 
 
 def build_services(settings: Settings, *, upgrade: bool = True) -> Services:
@@ -28,7 +28,7 @@ def build_services(settings: Settings, *, upgrade: bool = True) -> Services:
     db = Database(settings.effective_database_url, pool_size=max(settings.threads + settings.job_workers + 4, 10))
     if upgrade:
         migrate.upgrade(db)
-    return Services(
+    services = Services(
         settings=settings,
         db=db,
         blobs=FilesystemBlobStore(data),
@@ -38,6 +38,11 @@ def build_services(settings: Settings, *, upgrade: bool = True) -> Services:
             settings.default_registry_host(), Scope(settings.default_account, settings.default_region)
         ),
     )
+    if upgrade:
+        from ecr_emulator.core.vulndb import store as vulndb
+
+        vulndb.seed_if_empty(services)
+    return services
 
 
 def reset_all(services: Services) -> None:
@@ -45,7 +50,8 @@ def reset_all(services: Services) -> None:
 
     def wipe(session) -> None:  # type: ignore[no-untyped-def]
         for table in reversed(Base.metadata.sorted_tables):
-            session.execute(delete(table))
+            if not table.info.get("keep_on_reset"):  # reference data (the vulnerability database)
+                session.execute(delete(table))
         services.blobs.clear()
 
     services.db.run(wipe, write=True)
