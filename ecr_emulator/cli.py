@@ -36,6 +36,17 @@ def _parser() -> argparse.ArgumentParser:
                               epilog=config.settings_epilog())
     config.add_arguments(run, STORAGE_SETTINGS)
 
+    lifecycle = sub.add_parser("lifecycle", help="lifecycle policies")
+    lifecycle_sub = lifecycle.add_subparsers(dest="lifecycle_command", required=True)
+    lrun = lifecycle_sub.add_parser(
+        "run", help="run lifecycle policies now (every repository with a policy, or one)",
+        epilog=config.settings_epilog(),
+    )
+    lrun.add_argument("--repository", help="only this repository")
+    lrun.add_argument("--account", help="only this account's registry (default: every account)")
+    lrun.add_argument("--region", help="only this region's registry (default: every region)")
+    config.add_arguments(lrun, STORAGE_SETTINGS)
+
     gc = sub.add_parser("gc", help="remove abandoned uploads and unreferenced blobs now",
                         epilog=config.settings_epilog())
     config.add_arguments(gc, STORAGE_SETTINGS)
@@ -81,6 +92,17 @@ def main(argv: list[str] | None = None) -> int:
         from ecr_emulator.core.jobs import JobRunner
 
         print(json.dumps(JobRunner(services).run_due()))
+    elif args.command == "lifecycle":
+        from ecr_emulator.core.lifecycle.execute import run_all
+        from ecr_emulator.core.naming import Scope
+
+        scope = None
+        if args.account or args.region:
+            scope = Scope(args.account or settings.default_account, args.region or settings.default_region)
+        if args.repository and scope is None:
+            scope = Scope(settings.default_account, settings.default_region)
+        for result in run_all(services, scope, args.repository):
+            print(json.dumps(result.as_dict()))
     elif args.command == "gc":
         from ecr_emulator.core import gc as gc_module
 

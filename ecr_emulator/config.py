@@ -50,6 +50,11 @@ SETTINGS: list[Setting] = [
     Setting("job_workers", 2, "background job threads (0 disables them; run jobs from the CLI instead)", int),
     Setting("job_poll_interval", 1.0, "seconds between background job polls", float),
     Setting("upload_gc_age", 86400, "seconds after which an abandoned upload is removed", int),
+    Setting("lifecycle_interval", 3600.0, "seconds (emulator clock) between lifecycle policy runs over every "
+            "repository", float),
+    Setting("lifecycle_after_push", True, "also run a repository's lifecycle policy right after each push", bool),
+    Setting("archive_restore_seconds", 1200.0, "seconds (emulator clock) an archived image stays ACTIVATING "
+            "before it is ACTIVE again", float),
     Setting("control_api", True, "serve the test-control API under /_emulator on the API listener", bool),
     Setting(
         "vulndb_seed",
@@ -85,6 +90,9 @@ class Settings:
     job_workers: int = 2
     job_poll_interval: float = 1.0
     upload_gc_age: int = 86400
+    lifecycle_interval: float = 3600.0
+    lifecycle_after_push: bool = True
+    archive_restore_seconds: float = 1200.0
     control_api: bool = True
     log_level: str = "info"
     vulndb_seed: str = "auto"

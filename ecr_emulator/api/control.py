@@ -71,6 +71,19 @@ def blueprint(services: Services) -> Blueprint:
         runner = services.job_runner or JobRunner(services)
         return jsonify(runner.run_due())
 
+    @bp.post("/lifecycle/run")
+    def run_lifecycle():  # type: ignore[no-untyped-def]
+        from ecr_emulator.core.lifecycle.execute import run_all
+        from ecr_emulator.core.naming import Scope
+
+        body = request.get_json(silent=True) or {}
+        scope = None
+        if "account" in body or "region" in body:
+            scope = Scope(str(body.get("account", services.settings.default_account)),
+                          str(body.get("region", services.settings.default_region)))
+        results = run_all(services, scope, body.get("repository"))
+        return jsonify({"runs": [r.as_dict() for r in results]})
+
     @bp.get("/coverage")
     def get_coverage():  # type: ignore[no-untyped-def]
         return jsonify(coverage())

@@ -19,6 +19,8 @@ from ecr_emulator.storage.models import Base
 def load_features() -> None:
     """Import the modules that register job handlers and hooks (kept out of import cycles)."""
     from ecr_emulator.core import gc, scanning  # noqa: F401
+    from ecr_emulator.core.images import storage_class  # noqa: F401
+    from ecr_emulator.core.lifecycle import execute, preview  # noqa: F401
 
 
 def build_services(settings: Settings, *, upgrade: bool = True) -> Services:

@@ -62,6 +62,7 @@ class Context:
     now: float
     after_commit: list[Callable[[], None]] = field(default_factory=list)
     on_rollback: list[Callable[[], None]] = field(default_factory=list)
+    memo: dict[Any, Any] = field(default_factory=dict)  # per-request caches of derived facts
 
     @property
     def registry_id(self) -> str:

@@ -13,6 +13,7 @@ import logging
 import time
 
 from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
 
 from ecr_emulator.core import jobs
 from ecr_emulator.core.context import Services
@@ -48,21 +49,46 @@ def collect(services: Services) -> dict[str, int]:
             services.blobs.discard(upload_id)
             counts["orphan_files"] += 1
 
-    def links(session) -> int:  # type: ignore[no-untyped-def]
-        referenced = (
-            exists()
-            .where(ImageBlob.digest == RepositoryBlob.digest)
-            .where(Image.id == ImageBlob.image_id)
-            .where(Image.repository_id == RepositoryBlob.repository_id)
-        )
-        rows = list(session.scalars(select(RepositoryBlob).where(RepositoryBlob.created_at < cutoff, ~referenced)))
-        for row in rows:
-            session.delete(row)
-        return len(rows)
+    counts["links"] = services.db.run(lambda session: drop_unreferenced_links(session, cutoff=cutoff), write=True)
+    counts["blobs"] = delete_orphan_blobs(services)
+    if any(counts.values()):
+        log.info("garbage collected %s", counts)
+    return counts
 
-    counts["links"] = services.db.run(links, write=True)
 
-    def blobs(session) -> int:  # type: ignore[no-untyped-def]
+def drop_unreferenced_links(
+    session: Session, *, cutoff: float | None = None, repository_id: int | None = None,
+    digests: list[str] | None = None,
+) -> int:
+    """Unlink blobs from repositories in which no image references them any more.
+
+    The collector passes an age ``cutoff`` (a freshly uploaded layer waits for its manifest);
+    lifecycle expiry passes the exact blobs of the images it just removed.
+    """
+    referenced = (
+        exists()
+        .where(ImageBlob.digest == RepositoryBlob.digest)
+        .where(Image.id == ImageBlob.image_id)
+        .where(Image.repository_id == RepositoryBlob.repository_id)
+    )
+    stmt = select(RepositoryBlob).where(~referenced)
+    if cutoff is not None:
+        stmt = stmt.where(RepositoryBlob.created_at < cutoff)
+    if repository_id is not None:
+        stmt = stmt.where(RepositoryBlob.repository_id == repository_id)
+    if digests is not None:
+        stmt = stmt.where(RepositoryBlob.digest.in_(digests))
+    rows = list(session.scalars(stmt))
+    for row in rows:
+        session.delete(row)
+    session.flush()
+    return len(rows)
+
+
+def delete_orphan_blobs(services: Services) -> int:
+    """Remove blobs that no repository links and no image references, bytes included."""
+
+    def blobs(session: Session) -> int:
         linked = exists().where(RepositoryBlob.digest == Blob.digest)
         used = exists().where(ImageBlob.digest == Blob.digest)
         rows = list(session.scalars(select(Blob).where(~linked, ~used)))
@@ -73,10 +99,7 @@ def collect(services: Services) -> dict[str, int]:
             services.blobs.delete(row.digest)
         return len(rows)
 
-    counts["blobs"] = services.db.run(blobs, write=True)
-    if any(counts.values()):
-        log.info("garbage collected %s", counts)
-    return counts
+    return services.db.run(blobs, write=True)
 
 
 @jobs.handler("gc")

@@ -6,7 +6,7 @@ from typing import Any
 
 from ecr_emulator.api.operations import operation
 from ecr_emulator.core.context import Context
-from ecr_emulator.core.images import delete, put, query, referrers
+from ecr_emulator.core.images import delete, put, query, referrers, storage_class
 
 
 @operation("PutImage")
@@ -76,3 +76,10 @@ def list_image_referrers(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
         p.get("maxResults"),
     )
     return {"referrers": found, "nextToken": token}
+
+
+@operation("UpdateImageStorageClass")
+def update_image_storage_class(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
+    image, image_id = storage_class.update(ctx, p["repositoryName"], p["imageId"], p["targetStorageClass"])
+    return {"registryId": ctx.registry_id, "repositoryName": p["repositoryName"], "imageId": image_id,
+            "imageStatus": image.status}

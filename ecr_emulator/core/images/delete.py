@@ -34,18 +34,23 @@ def referencing_indexes(ctx: Context, repo: Repository, digest: str) -> list[str
 DELETE_HOOKS: list[Any] = []
 
 
-def delete_image(ctx: Context, repo: Repository, image: Image) -> list[dict[str, str]]:
-    """Delete an image and all its tags. Returns the deleted ImageIdentifiers."""
-    parents = referencing_indexes(ctx, repo, image.digest)
-    if parents:
-        raise ImageReferencedByIndex(parents)
+def delete_image(
+    ctx: Context, repo: Repository, image: Image, *, check_indexes: bool = True
+) -> list[dict[str, str]]:
+    """Delete an image and all its tags. Returns the deleted ImageIdentifiers.
+
+    ``check_indexes=False`` is for callers that already know no index references the image.
+    """
+    if check_indexes:
+        parents = referencing_indexes(ctx, repo, image.digest)
+        if parents:
+            raise ImageReferencedByIndex(parents)
     removed = [{"imageDigest": image.digest, "imageTag": t.tag} for t in image.tags] or [
         {"imageDigest": image.digest}
     ]
     for hook in DELETE_HOOKS:
         hook(ctx, repo, image)
     ctx.session.delete(image)
-    ctx.session.flush()
     return removed
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from ecr_emulator.core import errors, manifests, repositories
 from ecr_emulator.core.context import Context
-from ecr_emulator.core.images import lookup
+from ecr_emulator.core.images import lookup, storage_class
 from ecr_emulator.storage.models import (
     Blob,
     Image,
@@ -68,6 +68,9 @@ def put_image(
 
     existing = lookup.by_digest(ctx, repo, manifest.digest)
     if existing is not None:
+        if existing.status != "ACTIVE":  # pushing an archived image again restores it (ECR 14.1)
+            storage_class.reactivate_now(ctx, existing)
+            idempotent = True
         _retag(ctx, repo, existing, tag, idempotent)
         return PutResult(repo, existing, manifest, False, tag)
 

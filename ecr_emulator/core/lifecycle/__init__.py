@@ -1,0 +1,1 @@
+"""Lifecycle policies: the document (policy), the evaluator, preview and execution."""
