@@ -423,3 +423,18 @@ def test_a_run_that_dies_half_way_leaves_whole_images_and_the_next_run_finishes(
     assert sorted(w.run()["expired"]) == sorted(i.digest for i in images[2:])  # the rest, finished
     assert w.digests() == set()
     services.db.dispose()
+
+
+def test_archived_layers_cannot_be_downloaded(w):
+    image = build_image([random_layer(3000)])
+    w.push(image, "v1")
+    layer = image.layers[0].digest
+    w.ecr.update_image_storage_class(repositoryName=REPO, imageId={"imageTag": "v1"}, targetStorageClass="ARCHIVE")
+    with pytest.raises(ClientError) as e:
+        w.ecr.get_download_url_for_layer(repositoryName=REPO, layerDigest=layer)
+    assert error_of(e)[0] == "LayerInaccessibleException"
+    r = w.session().get(f"{w.server.registry_url}/v2/{REPO}/blobs/{layer}")
+    assert r.status_code == 404 and r.json()["errors"][0]["code"] == "BLOB_UNKNOWN"
+    other = build_image([image.layers[0].data])  # the same layer in an active image is served again
+    w.push(other, "v2")
+    assert w.session().get(f"{w.server.registry_url}/v2/{REPO}/blobs/{layer}").content == image.layers[0].data

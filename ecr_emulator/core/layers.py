@@ -76,6 +76,11 @@ def download_url(ctx: Context, repository_name: str, digest: str) -> str:
     like the pre-signed S3 URL ECR returns. Only layers an image references qualify."""
     repo = repositories.get(ctx, repository_name)
     refs = _references(ctx, repo, [digest]) if DIGEST.fullmatch(digest) else {}
+    if digest in refs and not refs[digest][1] & {"ACTIVE"}:
+        raise errors.LayerInaccessibleException(
+            f"The layer with digest '{digest}' belongs only to archived images in the repository with name "
+            f"'{repo.name}' in the registry with id '{ctx.registry_id}'. Restore an image first."
+        )
     if digest not in refs:
         linked = ctx.session.get(RepositoryBlob, (repo.id, digest)) is not None
         if linked:
@@ -109,10 +114,18 @@ def check_download_signature(ctx: Context, name: str, digest: str, expires: str,
 
 
 def readable_blob(ctx: Context, repo: Repository, digest: str) -> int | None:
-    """Size of a blob the repository may serve (linked to it), else None."""
-    return ctx.session.scalar(
+    """Size of a blob the repository may serve, else None: it must be linked to the repository
+    and, if images reference it, at least one of them must be active (archived layers cannot
+    be pulled)."""
+    size = ctx.session.scalar(
         select(Blob.size)
         .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
         .where(RepositoryBlob.repository_id == repo.id, Blob.digest == digest)
     )
+    if size is None:
+        return None
+    refs = _references(ctx, repo, [digest])
+    if digest in refs and "ACTIVE" not in refs[digest][1]:
+        return None
+    return size
 
