@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import time
+
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import ACCOUNT
+from tests.conftest import ACCOUNT, make_client
 from tests.images import build_artifact, build_image, build_index, push_via_api, push_via_registry, tar_layer
 from tests.scan_images import (
     ALPINE_320,
@@ -18,6 +23,7 @@ from tests.scan_images import (
     scan_and_wait,
     wait_for_scan,
 )
+from tests.server import start_server
 from tests.test_api_repositories import error_of
 
 ON_PUSH = [{"scanFrequency": "SCAN_ON_PUSH", "repositoryFilters": [{"filter": "scanned", "filterType": "WILDCARD"}]}]
@@ -235,3 +241,35 @@ def test_continuous_scanning_is_active(ecr, server):
     result = wait_for_scan(ecr, server, "cont", image.digest)
     assert result["imageScanStatus"] == {"status": "ACTIVE", "description": "Continuous scan is selected for image."}
     assert len(result["imageScanFindings"]["enhancedFindings"]) == 2
+
+
+def test_continuous_scanning_rescans_after_a_vulnerability_database_import(tmp_path):
+    """ENHANCED continuous scans are redone once newer vulnerability data is imported."""
+    live = start_server(tmp_path / "data")
+    try:
+        ecr = make_client(live)
+        ecr.put_registry_scanning_configuration(scanType="ENHANCED")
+        ecr.create_repository(repositoryName="cont")
+        image = python_image()
+        push_via_api(ecr, "cont", image, "v1")
+        assert len(wait_for_scan(ecr, live, "cont", image.digest)["imageScanFindings"]["enhancedFindings"]) == 2
+        # A test-only record (not a real advisory) about the image's wheel 0.40.0, newer than the fixtures.
+        record = {"id": "TEST-WHEEL-0001", "modified": "2030-01-01T00:00:00Z", "summary": "test-only record",
+                  "affected": [{"package": {"ecosystem": "PyPI", "name": "wheel"},
+                                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "0.41"}]}]}]}
+        (tmp_path / "TEST-WHEEL-0001.json").write_text(json.dumps(record))
+        proc = subprocess.run([sys.executable, "-m", "ecr_emulator", "vulndb", "import",
+                               str(tmp_path / "TEST-WHEEL-0001.json"), "--data-dir", str(live.data_dir)],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        live.advance_clock(3601)  # the continuous-scan sweep is hourly on the emulator clock
+        deadline, names = time.time() + 30, set()
+        while "TEST-WHEEL-0001" not in names and time.time() < deadline:  # a worker may hold the rescan
+            live.run_jobs()
+            result = ecr.describe_image_scan_findings(repositoryName="cont", imageId=_id(image))
+            names = {f["packageVulnerabilityDetails"]["vulnerabilityId"]
+                     for f in result["imageScanFindings"]["enhancedFindings"]}
+        assert names == {"CVE-2023-5752", "CVE-2024-6345", "TEST-WHEEL-0001"}
+        assert result["imageScanStatus"]["status"] == "ACTIVE"
+    finally:
+        live.stop()
