@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
+import subprocess
+import sys
 import tarfile
 
 import pytest
@@ -44,21 +47,46 @@ def _attrs(finding):
     return {a["key"]: a["value"] for a in finding["attributes"]}
 
 
-def test_ubuntu_dpkg_findings_use_the_ubuntu_priority(ecr, server, repo):
+# No real Ubuntu record is shipped (the Ubuntu OSV export is GPL-3.0); this one is SYNTHETIC,
+# shaped like Ubuntu's export, to show Ubuntu images and the Ubuntu priority end to end.
+SYNTHETIC_UBUNTU = {
+    "id": "SYNTHETIC-UBUNTU-TAR-1",
+    "modified": "2024-01-01T00:00:00Z",
+    "details": "Synthetic test record (not a real advisory) affecting tar on Ubuntu 22.04.",
+    "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:L/AC:L/PR:N/UI:R/S:U/C:N/I:N/A:H"}],
+    "references": [{"type": "REPORT", "url": "https://example.invalid/SYNTHETIC-UBUNTU-TAR-1"}],
+    "affected": [{
+        "package": {"ecosystem": "Ubuntu:22.04:LTS", "name": "tar"},
+        "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"},
+                                                    {"fixed": "1.34+dfsg-1ubuntu0.1.22.04.1"}]}],
+        "ecosystem_specific": {"ubuntu_priority": "low"},
+    }],
+}
+
+
+@pytest.fixture
+def synthetic_ubuntu(server, tmp_path):
+    record = tmp_path / "SYNTHETIC-UBUNTU-TAR-1.json"
+    record.write_text(json.dumps(SYNTHETIC_UBUNTU))
+    subprocess.run([sys.executable, "-m", "ecr_emulator", "vulndb", "import", str(record),
+                    "--data-dir", str(server.data_dir)], check=True, capture_output=True, timeout=120)
+
+
+def test_ubuntu_dpkg_findings_use_the_ubuntu_priority(ecr, server, repo, synthetic_ubuntu):
     result = _scan(ecr, server, repo, ubuntu_image())
-    # tar 1.34+dfsg-1build3 is in the 22.04 range of CVE-2022-48303; libssl3 and bash have no record.
-    assert finding_set(result) == {("CVE-2022-48303", "tar", "1.34+dfsg-1build3", "MEDIUM")}
+    # tar 1.34+dfsg-1build3 is before the fix; libssl3 and bash have no record. The priority
+    # (low) wins over the CVSS score (5.5, medium), as ECR documents.
+    assert finding_set(result) == {("SYNTHETIC-UBUNTU-TAR-1", "tar", "1.34+dfsg-1build3", "LOW")}
     finding = result["imageScanFindings"]["findings"][0]
-    assert finding["uri"] == "https://ubuntu.com/security/CVE-2022-48303"
-    assert finding["description"].startswith("GNU Tar through 1.34 has a one-byte out-of-bounds read")
+    assert finding["description"].startswith("Synthetic test record")
     assert _attrs(finding) == {
         "package_version": "1.34+dfsg-1build3", "package_name": "tar",
         "CVSS3_VECTOR": "CVSS:3.1/AV:L/AC:L/PR:N/UI:R/S:U/C:N/I:N/A:H", "CVSS3_SCORE": "5.5",
     }
-    assert result["imageScanFindings"]["findingSeverityCounts"] == {"MEDIUM": 1}
+    assert result["imageScanFindings"]["findingSeverityCounts"] == {"LOW": 1}
 
 
-def test_a_fixed_version_is_not_a_finding(ecr, server, repo):
+def test_a_fixed_version_is_not_a_finding(ecr, server, repo, synthetic_ubuntu):
     fixed = dpkg_status(("tar", "1.34+dfsg-1ubuntu0.1.22.04.1", None))
     image = build_image([tar_layer({"usr/lib/os-release": UBUNTU_2204, "var/lib/dpkg/status": fixed})])
     result = _scan(ecr, server, repo, image)

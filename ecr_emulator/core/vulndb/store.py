@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 CHUNK = 500
 # The real advisories shipped with ecr-emulator (see fixtures/README.md).
-FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "osv"
+# fixtures/osv in a checkout; installed as package data through the ecr_emulator/data/osv link.
+FIXTURES = Path(__file__).resolve().parents[2] / "data" / "osv"
 
 
 class ImportFailed(Exception):
