@@ -75,3 +75,21 @@ def resolve(ctx: Context, repo: Repository, image_id: dict[str, Any]) -> tuple[I
 
 def failure(image_id: dict[str, Any], code: str, reason: str) -> dict[str, Any]:
     return {"imageId": image_id, "failureCode": code, "failureReason": reason}
+
+
+def require(ctx: Context, repo: Repository, image_id: dict[str, Any]) -> Image:
+    """One ``imageId`` of an operation that needs it to exist (raises, unlike the batch calls)."""
+    image, code, reason = resolve(ctx, repo, image_id)
+    if image is not None:
+        return image
+    if code in ("InvalidImageDigest", "InvalidImageTag", "MissingDigestAndTag"):
+        raise errors.InvalidParameterException.constraint("imageId", reason)
+    raise errors.ImageNotFoundException(image_id, repo.name, ctx.registry_id)
+
+
+def echo_id(image: Image, image_id: dict[str, Any]) -> dict[str, str]:
+    """The imageId an operation answers with: the digest, plus the tag if the caller named one."""
+    out = {"imageDigest": image.digest}
+    if image_id.get("imageTag") is not None:
+        out["imageTag"] = image_id["imageTag"]
+    return out

@@ -56,19 +56,12 @@ def reactivate_now(ctx: Context, image: Image) -> None:
 
 def update(ctx: Context, repository_name: str, image_id: dict[str, Any], target: str) -> tuple[Image, dict[str, Any]]:
     repo = repositories.get(ctx, repository_name, for_update=True)
-    image, code, _ = lookup.resolve(ctx, repo, image_id)
-    if image is None:
-        if code in ("InvalidImageDigest", "InvalidImageTag", "MissingDigestAndTag"):
-            raise errors.InvalidParameterException.constraint("imageId", "Invalid image identifier")
-        raise errors.ImageNotFoundException(image_id, repo.name, ctx.registry_id)
+    image = lookup.require(ctx, repo, image_id)
     if target == "ARCHIVE":
         archive(ctx, repo, image)
     else:
         restore(ctx, image)
-    out_id = {"imageDigest": image.digest}
-    if image_id.get("imageTag") is not None:
-        out_id["imageTag"] = image_id["imageTag"]
-    return image, out_id
+    return image, lookup.echo_id(image, image_id)
 
 
 @jobs.handler("image_activation")

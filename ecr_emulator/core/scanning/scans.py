@@ -66,26 +66,10 @@ def on_push(ctx: Context, repo: Repository, image: Image) -> None:
         begin(ctx, image, setting.scan_type)
 
 
-def _resolve(ctx: Context, repo: Repository, image_id: dict[str, Any]) -> Image:
-    image, code, reason = lookup.resolve(ctx, repo, image_id)
-    if image is not None:
-        return image
-    if code in ("InvalidImageDigest", "InvalidImageTag", "MissingDigestAndTag"):
-        raise errors.InvalidParameterException.constraint("imageId", reason)
-    raise errors.ImageNotFoundException(image_id, repo.name, ctx.registry_id)
-
-
-def _echo_id(image: Image, image_id: dict[str, Any]) -> dict[str, str]:
-    out = {"imageDigest": image.digest}
-    if image_id.get("imageTag") is not None:
-        out["imageTag"] = image_id["imageTag"]
-    return out
-
-
 def start(ctx: Context, repository_name: str, image_id: dict[str, Any]) -> dict[str, Any]:
     """StartImageScan (basic scanning only; ENHANCED registries are scanned by Inspector's rules)."""
     repo = repositories.get(ctx, repository_name)
-    image = _resolve(ctx, repo, image_id)
+    image = lookup.require(ctx, repo, image_id)
     if image.status != "ACTIVE":
         raise errors.ImageArchivedException(
             f"The image with digest '{image.digest}' is archived and cannot be scanned. Restore it first."
@@ -103,7 +87,7 @@ def start(ctx: Context, repository_name: str, image_id: dict[str, Any]) -> dict[
     if previous is not None and previous.started_at > ctx.now - QUOTA_WINDOW:
         raise errors.LimitExceededException(QUOTA_MESSAGE)
     row = begin(ctx, image, "BASIC")
-    return {"registryId": ctx.registry_id, "repositoryName": repo.name, "imageId": _echo_id(image, image_id),
+    return {"registryId": ctx.registry_id, "repositoryName": repo.name, "imageId": lookup.echo_id(image, image_id),
             "imageScanStatus": status_of(row)}
 
 
@@ -164,13 +148,13 @@ def describe_findings(ctx: Context, repository_name: str, image_id: dict[str, An
                       max_results: int | None) -> dict[str, Any]:
     """DescribeImageScanFindings: status and summary on every page, findings paged."""
     repo = repositories.get(ctx, repository_name)
-    image = _resolve(ctx, repo, image_id)
+    image = lookup.require(ctx, repo, image_id)
     scan_type = configuration.scan_type(ctx)
     row = latest(ctx, image, scan_type)
     if row is None:
         raise errors.ScanNotFoundException(image_id, repo.name, ctx.registry_id)
     out: dict[str, Any] = {"registryId": ctx.registry_id, "repositoryName": repo.name,
-                           "imageId": _echo_id(image, image_id), "imageScanStatus": status_of(row)}
+                           "imageId": lookup.echo_id(image, image_id), "imageScanStatus": status_of(row)}
     summary = summary_of(row)
     if summary is None:
         return out
