@@ -114,7 +114,8 @@ def create_app(services: Services) -> Flask:
 
 
 def _logged(app: Flask):  # type: ignore[no-untyped-def]
-    """Request logging that leaves the response iterable untouched (so sendfile still works)."""
+    """Request logging that leaves the response iterable untouched, so the server still sees the
+    blob file wrapper (streamed in large pieces, or sent with sendfile where enabled)."""
 
     def middleware(environ, start_response):  # type: ignore[no-untyped-def]
         started = time.perf_counter()

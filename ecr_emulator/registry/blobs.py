@@ -1,4 +1,13 @@
-"""Blob GET/HEAD (with Range), streamed from the file so the server can use sendfile."""
+"""Blob GET/HEAD (with Range), streamed from the blob file in ``BLOCK`` pieces.
+
+The body is the server's ``wsgi.file_wrapper`` around the open file, so it is never read
+whole into memory. The server is configured without ``sendfile`` (``server.py``): measured
+with ``scripts/bench/registry.py`` on loopback, where an emulator's clients are, 4 MiB
+``read`` + ``send`` pieces delivered a 256 MiB blob 10-25% faster than ``sendfile`` (median of
+interleaved runs; ``sendfile`` swung between 1.7 and 6.5 GiB/s from run to run), for no more
+CPU. The wrapper still carries a real file (``fileno``), so turning ``sendfile`` back on needs
+no change here.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +28,7 @@ if TYPE_CHECKING:
     from ecr_emulator.registry.app import Call
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-BLOCK = 1024 * 1024
+BLOCK = 4 * 1024 * 1024  # bytes per read + send of a blob body; 1 MiB measured ~7% slower
 
 
 def presigned_caller(services: Services, req: Request, params: dict[str, str]) -> auth.Caller | None:
@@ -81,8 +90,8 @@ def get(call: Call, name: str, digest: str) -> Response:
 
 
 class _Bounded:
-    """A file view that stops after ``length`` bytes (for Range reads); keeps ``fileno`` so the
-    server can still use sendfile, which honours Content-Length."""
+    """A file view that stops after ``length`` bytes (for Range reads); keeps ``fileno`` so a
+    server using sendfile (which honours Content-Length) serves ranges correctly too."""
 
     def __init__(self, fh, length: int) -> None:  # type: ignore[no-untyped-def]
         self._fh = fh
