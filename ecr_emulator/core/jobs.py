@@ -21,6 +21,7 @@ from sqlalchemy import delete, or_, select
 
 from ecr_emulator.core.context import Context, Services
 from ecr_emulator.storage.models import Job, Schedule
+from ecr_emulator.storage.sql import insert_ignore
 
 log = logging.getLogger(__name__)
 
@@ -56,22 +57,14 @@ def enqueue(
     ctx: Context, kind: str, payload: dict[str, Any], *, delay: float = 0.0, dedupe_key: str | None = None
 ) -> None:
     """Add a job in the caller's transaction (so it exists exactly when the change it follows does)."""
+    values = {"kind": kind, "payload": payload, "dedupe_key": dedupe_key, "status": "pending",
+              "run_after": ctx.now + delay, "attempts": 0, "created_at": ctx.now}
     if dedupe_key is not None:
-        pending = ctx.session.scalar(select(Job.id).where(Job.dedupe_key == dedupe_key))
-        if pending is not None:
-            return
-    ctx.session.add(
-        Job(
-            kind=kind,
-            payload=payload,
-            dedupe_key=dedupe_key,
-            status="pending",
-            run_after=ctx.now + delay,
-            attempts=0,
-            created_at=ctx.now,
-        )
-    )
-    ctx.session.flush()
+        if not insert_ignore(ctx.session, Job, values):
+            return  # the same work is already queued
+    else:
+        ctx.session.add(Job(**values))
+        ctx.session.flush()
     runner = ctx.services.job_runner
     if runner is not None:
         ctx.after_commit.append(runner.wake)
@@ -92,18 +85,17 @@ class JobRunner:
         def tick(session) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
             due = []
             for p in PERIODIC.values():
-                row = session.get(Schedule, p.name)
                 interval = p.interval(self.services)
-                if row is None:
-                    session.add(Schedule(name=p.name, next_run_at=now + interval))
-                elif now >= row.next_run_at:
+                if insert_ignore(session, Schedule, {"name": p.name, "next_run_at": now + interval}):
+                    continue
+                row = session.scalars(select(Schedule).where(Schedule.name == p.name).with_for_update()).one()
+                if now >= row.next_run_at:
                     row.next_run_at = now + interval
                     due.append((p.name, p.kind))
             for name, kind in due:
-                key = f"periodic:{name}"
-                if session.scalar(select(Job.id).where(Job.dedupe_key == key)) is None:
-                    session.add(Job(kind=kind, payload={}, dedupe_key=key, status="pending",
-                                    run_after=now, attempts=0, created_at=now))
+                insert_ignore(session, Job, {"kind": kind, "payload": {}, "dedupe_key": f"periodic:{name}",
+                                             "status": "pending", "run_after": now, "attempts": 0,
+                                             "created_at": now})
             return due
 
         db.run(tick, write=True)

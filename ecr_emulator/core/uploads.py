@@ -18,6 +18,7 @@ from ecr_emulator.core import errors, repositories
 from ecr_emulator.core.context import Context, Services
 from ecr_emulator.core.naming import DIGEST
 from ecr_emulator.storage.models import Blob, Repository, RepositoryBlob, Upload
+from ecr_emulator.storage.sql import insert_ignore
 
 PART_SIZE = 10 * 1024 * 1024  # what InitiateLayerUpload advertises (AWS CLI example)
 MIN_PART_SIZE = 5 * 1024 * 1024
@@ -124,12 +125,9 @@ def is_linked(ctx: Context, repo: Repository, digest: str) -> bool:
 
 def link_blob(ctx: Context, repo: Repository, digest: str, size: int) -> None:
     """Make a stored blob visible in ``repo`` (inserting its metadata if this is its first copy)."""
-    if ctx.session.get(Blob, digest) is None:
-        ctx.session.add(Blob(digest=digest, size=size, created_at=ctx.now))
-        ctx.session.flush()
-    if ctx.session.get(RepositoryBlob, (repo.id, digest)) is None:
-        ctx.session.add(RepositoryBlob(repository_id=repo.id, digest=digest, created_at=ctx.now))
-        ctx.session.flush()
+    ctx.session.flush()
+    insert_ignore(ctx.session, Blob, {"digest": digest, "size": size, "created_at": ctx.now})
+    insert_ignore(ctx.session, RepositoryBlob, {"repository_id": repo.id, "digest": digest, "created_at": ctx.now})
 
 
 def commit(ctx: Context, repo: Repository, upload: Upload, expected: str, *, exists_ok: bool) -> str:
