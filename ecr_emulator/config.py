@@ -45,7 +45,9 @@ SETTINGS: list[Setting] = [
     Setting("database_url", "", "SQLAlchemy URL; default sqlite:///<data-dir>/ecr.db (WAL)"),
     Setting("token_secret", "", "secret that signs registry passwords; default: generated once into the data dir"),
     Setting("token_ttl", 43200, "seconds an authorization token stays valid (ECR: 12 hours)", int),
-    Setting("threads", 16, "request threads of the server", int),
+    Setting("workers", 2, "server worker processes; they share the data directory, the database and the clock",
+            int),
+    Setting("threads", 8, "request threads per worker process", int),
     Setting("graceful_timeout", 30, "seconds SIGTERM waits for in-flight requests to finish", int),
     Setting("job_workers", 2, "background job threads (0 disables them; run jobs from the CLI instead)", int),
     Setting("job_poll_interval", 1.0, "seconds between background job polls", float),
@@ -85,7 +87,8 @@ class Settings:
     database_url: str = ""
     token_secret: str = ""
     token_ttl: int = 43200
-    threads: int = 16
+    workers: int = 2
+    threads: int = 8
     graceful_timeout: int = 30
     job_workers: int = 2
     job_poll_interval: float = 1.0

@@ -1,9 +1,13 @@
 """Both listeners under one production WSGI server (gunicorn, threaded worker).
 
-One worker process with a pool of request threads serves the API port and the registry port;
-requests are routed to the right app by the port they arrived on. SIGTERM (or SIGINT) drains
-in-flight requests for up to ``graceful_timeout`` seconds before exiting. Background job
-threads run inside the worker, beside the request threads.
+Worker processes (``--workers``, each with a pool of request threads) serve the API port and
+the registry port; requests are routed to the right app by the port they arrived on. Workers
+share everything through the data directory: the database, the blob store, the emulator
+clock (a memory-mapped file) and upload staging (file locks), so any worker can serve any
+request and several processes use both CPU cores despite Python's global interpreter lock.
+SIGTERM (or SIGINT) drains in-flight requests for up to ``graceful_timeout`` seconds before
+exiting. Background job threads run inside each worker, beside the request threads; jobs are
+claimed through the database, so each runs once.
 
 Two settings come from measurements (``scripts/bench/registry.py``, against CNCF
 Distribution on the same machine): kept-alive connections are served inline by the thread
@@ -95,7 +99,7 @@ class EmulatorServer(BaseApplication):
         s = self.settings
         cfg = {
             "bind": [f"{s.host}:{s.api_port}", f"{s.host}:{s.registry_port}"],
-            "workers": 1,
+            "workers": max(s.workers, 1),
             "worker_class": KeepAliveThreadWorker,
             "threads": s.threads,
             "graceful_timeout": s.graceful_timeout,

@@ -76,3 +76,32 @@ def test_jobs_run_collects_abandoned_uploads(server, ecr):
         raise AssertionError("upload should be gone")
     except ecr.exceptions.UploadNotFoundException:
         pass
+
+
+def test_every_worker_process_reads_the_same_clock(server):
+    """Workers share the emulator clock (a memory-mapped file in the data directory)."""
+    target = 1_900_000_000
+    server.control("clock", {"set": target})
+    seen: dict[int, float] = {}
+    for _ in range(300):
+        body = requests.get(f"{server.api_url}/_emulator/health", headers={"Connection": "close"},
+                            timeout=10).json()
+        seen[body["pid"]] = body["now"]
+        if len(seen) >= 2:
+            break
+    assert len(seen) >= 2, "expected requests to reach more than one worker process"
+    for now in seen.values():
+        assert target <= now < target + 120
+
+
+def test_the_clock_survives_a_restart(tmp_path):
+    from tests.server import start_server
+
+    first = start_server(tmp_path / "clocked")
+    first.control("clock", {"advance": 30 * 86400})
+    first.stop()
+    second = start_server(tmp_path / "clocked")
+    try:
+        assert second.control("clock")["offset"] > 30 * 86400 - 60
+    finally:
+        second.stop()

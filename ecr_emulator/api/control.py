@@ -6,6 +6,7 @@ emulator clock, and run due background jobs now instead of waiting for the worke
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from flask import Blueprint, jsonify, request
@@ -36,7 +37,7 @@ def blueprint(services: Services) -> Blueprint:
 
     @bp.get("/health")
     def health():  # type: ignore[no-untyped-def]
-        return jsonify({"status": "ok", "version": __version__})
+        return jsonify({"status": "ok", "version": __version__, "pid": os.getpid(), "now": services.clock.now()})
 
     @bp.post("/reset")
     def reset():  # type: ignore[no-untyped-def]

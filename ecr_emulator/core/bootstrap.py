@@ -34,7 +34,7 @@ def build_services(settings: Settings, *, upgrade: bool = True) -> Services:
         settings=settings,
         db=db,
         blobs=FilesystemBlobStore(data),
-        clock=Clock(),
+        clock=Clock(data / "clock"),
         tokens=TokenSigner(load_or_create_secret(settings.token_secret, data), settings.token_ttl),
         hosts=RegistryHosts(
             settings.default_registry_host(), Scope(settings.default_account, settings.default_region)

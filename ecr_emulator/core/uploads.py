@@ -13,6 +13,7 @@ import hashlib
 import threading
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from ecr_emulator.core import errors, repositories
 from ecr_emulator.core.context import Context, Services
@@ -37,6 +38,12 @@ class _Hashers:
     def lock_for(self, upload_id: str) -> threading.Lock:
         with self._lock:
             return self._upload_locks.setdefault(upload_id, threading.Lock())
+
+    @contextmanager
+    def exclusive(self, services: Services, upload_id: str) -> Iterator[None]:
+        """One writer per upload: threads of this process, then processes sharing the data dir."""
+        with self.lock_for(upload_id), services.blobs.upload_lock(upload_id):
+            yield
 
     def current(self, services: Services, upload_id: str, size: int) -> hashlib._Hash:
         with self._lock:
@@ -84,7 +91,7 @@ def initiate(ctx: Context, repository_name: str) -> Upload:
 
 def append(services: Services, upload_id: str, chunks: Iterable[bytes]) -> int:
     """Stream ``chunks`` onto the staged upload, hashing as they pass. Returns the new size."""
-    with HASHERS.lock_for(upload_id):
+    with HASHERS.exclusive(services, upload_id):
         size = services.blobs.upload_size(upload_id)
         if size is None:
             raise FileNotFoundError(upload_id)
@@ -110,13 +117,18 @@ def touch(ctx: Context, repo: Repository, upload_id: str) -> None:
 
 
 def staged_digest(services: Services, upload_id: str) -> tuple[str, int]:
-    with HASHERS.lock_for(upload_id):
-        size = services.blobs.upload_size(upload_id)
-        if size is None:
-            raise FileNotFoundError(upload_id)
-        h = HASHERS.current(services, upload_id, size)
-        HASHERS.store(upload_id, size, h)
-        return "sha256:" + h.hexdigest(), size
+    with HASHERS.exclusive(services, upload_id):
+        return _digest(services, upload_id)
+
+
+def _digest(services: Services, upload_id: str) -> tuple[str, int]:
+    """sha256 and size of the staged bytes; the caller holds the upload exclusively."""
+    size = services.blobs.upload_size(upload_id)
+    if size is None:
+        raise FileNotFoundError(upload_id)
+    h = HASHERS.current(services, upload_id, size)
+    HASHERS.store(upload_id, size, h)
+    return "sha256:" + h.hexdigest(), size
 
 
 def is_linked(ctx: Context, repo: Repository, digest: str) -> bool:
@@ -139,20 +151,24 @@ def commit(ctx: Context, repo: Repository, upload: Upload, expected: str, *, exi
     """
     if not DIGEST.fullmatch(expected) or not expected.startswith("sha256:"):
         raise errors.InvalidLayerException(f"Invalid layer digest '{expected}': only sha256 is supported")
-    actual, size = staged_digest(ctx.services, upload.id)
-    if actual != expected:
-        raise errors.InvalidLayerException(
-            f"The layer digest '{expected}' does not match the digest of the uploaded bytes '{actual}'"
-        )
-    if is_linked(ctx, repo, expected) and not exists_ok:
-        raise errors.LayerAlreadyExistsException(
-            f"The layer with digest '{expected}' already exists in the repository with name "
-            f"'{repo.name}' in the registry with id '{ctx.registry_id}'"
-        )
-    link_blob(ctx, repo, expected, size)
-    ctx.session.delete(upload)
-    ctx.session.flush()
-    ctx.blobs.commit(upload.id, expected)
+    try:
+        with HASHERS.exclusive(ctx.services, upload.id):  # nothing may append between hash and rename
+            actual, size = _digest(ctx.services, upload.id)
+            if actual != expected:
+                raise errors.InvalidLayerException(
+                    f"The layer digest '{expected}' does not match the digest of the uploaded bytes '{actual}'"
+                )
+            if is_linked(ctx, repo, expected) and not exists_ok:
+                raise errors.LayerAlreadyExistsException(
+                    f"The layer with digest '{expected}' already exists in the repository with name "
+                    f"'{repo.name}' in the registry with id '{ctx.registry_id}'"
+                )
+            link_blob(ctx, repo, expected, size)
+            ctx.session.delete(upload)
+            ctx.session.flush()
+            ctx.blobs.commit(upload.id, expected)
+    except FileNotFoundError as exc:  # committed or cancelled meanwhile
+        raise errors.UploadNotFoundException(upload.id, repo.name, ctx.registry_id) from exc
     HASHERS.forget(upload.id)
     return expected
 

@@ -30,26 +30,24 @@ def _accepted() -> list[str]:
 def get(call: Call, name: str, reference: str) -> Response:
     by_digest = DIGEST.fullmatch(reference) is not None
     with call.services.unit(call.caller.scope, call.caller.principal) as ctx:
-        repo = repositories.get(ctx, name)
-        image = lookup.by_digest(ctx, repo, reference) if by_digest else lookup.by_tag(ctx, repo, reference)
-        if image is None:
-            raise OciError("MANIFEST_UNKNOWN", "Requested image not found")
-        if image.status != "ACTIVE":
-            raise OciError(
-                "MANIFEST_UNKNOWN",
-                f"The image with digest '{image.digest}' is {image.status.lower()} and cannot be pulled. "
-                "Restore it to the STANDARD storage class with UpdateImageStorageClass first.",
-            )
-        raw, media_type, digest = image.manifest, image.media_type, image.digest
-        record = request.method == "GET" and query.needs_pull_record(image, ctx.now)
-        image_id = image.id
+        found = query.for_pull(ctx, name, reference, by_digest)
+        now = ctx.now
+    if found is None:
+        raise OciError("MANIFEST_UNKNOWN", "Requested image not found")
+    if found.status != "ACTIVE":
+        raise OciError(
+            "MANIFEST_UNKNOWN",
+            f"The image with digest '{found.digest}' is {found.status.lower()} and cannot be pulled. "
+            "Restore it to the STANDARD storage class with UpdateImageStorageClass first.",
+        )
+    raw, media_type, digest = found.manifest, found.media_type, found.digest
     if not by_digest:  # a pull by tag may be served in another format the client accepts
         converted = conversion.for_accepted(raw, media_type, _accepted())
         if converted is not None:
             raw, media_type, digest = converted
-    if record:
+    if request.method == "GET" and query.needs_pull_record(found.last_pulled_at, now):
         with call.services.unit(call.caller.scope, call.caller.principal, write=True) as wctx:
-            query.record_pulls(wctx, [image_id])
+            query.record_pulls(wctx, [found.image_id])
     headers = {"Docker-Content-Digest": digest, "ETag": f'"{digest}"', "Content-Length": str(len(raw))}
     body = b"" if request.method == "HEAD" else raw
     resp = Response(body, status=200, content_type=media_type, headers=headers)

@@ -8,9 +8,11 @@ Hashing and every rule about what may be committed belong to ``core``, not here.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -20,6 +22,7 @@ CHUNK = 1024 * 1024
 class BlobStore(Protocol):
     def append(self, upload_id: str, chunks: Iterable[bytes]) -> int: ...
     def create_upload(self, upload_id: str) -> None: ...
+    def upload_lock(self, upload_id: str) -> AbstractContextManager[None]: ...
     def upload_size(self, upload_id: str) -> int | None: ...
     def upload_mtime(self, upload_id: str) -> float | None: ...
     def read_upload(self, upload_id: str) -> Iterator[bytes]: ...
@@ -71,6 +74,26 @@ class FilesystemBlobStore:
             return self._upload_path(upload_id).stat().st_size
         except FileNotFoundError:
             return None
+
+    @contextmanager
+    def upload_lock(self, upload_id: str) -> Iterator[None]:
+        """Hold the staging file exclusively (across processes) while it is written or committed.
+
+        Raises FileNotFoundError if the upload is gone, including when it was committed (renamed
+        into the content store) while this caller waited for the lock.
+        """
+        path = self._upload_path(upload_id)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                if os.stat(path).st_ino != os.fstat(fd).st_ino:
+                    raise FileNotFoundError(upload_id)
+            except FileNotFoundError:
+                raise FileNotFoundError(upload_id) from None
+            yield
+        finally:
+            os.close(fd)
 
     def upload_mtime(self, upload_id: str) -> float | None:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import bindparam, exists, func, select, update
 from sqlalchemy.orm import selectinload
 
 from ecr_emulator.core import errors, pagination, repositories
@@ -145,12 +145,51 @@ def list_ids(
     return out, token
 
 
-@dataclass
+@dataclass(frozen=True)
 class Pulled:
-    image: Image
-    manifest: bytes
-    media_type: str
+    """What a registry pull needs of one manifest."""
+
+    image_id: int
     digest: str
+    media_type: str
+    manifest: bytes
+    status: str
+    last_pulled_at: float | None
+
+
+# The registry's hottest path (a manifest GET) in one statement per reference kind: repository,
+# tag and image are found together, and "no row" vs "no image" tells NAME_UNKNOWN from
+# MANIFEST_UNKNOWN. Outer joins keep the repository row when the image is missing.
+_PULL_COLUMNS = (Repository.id, Image.id, Image.digest, Image.media_type, Image.manifest, Image.status,
+                 Image.last_pulled_at)
+_SCOPE = (Repository.account_id == bindparam("account"), Repository.region == bindparam("region"),
+          Repository.name == bindparam("name"))
+_PULL_BY_TAG = (
+    select(*_PULL_COLUMNS)
+    .select_from(Repository)
+    .outerjoin(ImageTag, (ImageTag.repository_id == Repository.id) & (ImageTag.tag == bindparam("ref")))
+    .outerjoin(Image, Image.id == ImageTag.image_id)
+    .where(*_SCOPE)
+)
+_PULL_BY_DIGEST = (
+    select(*_PULL_COLUMNS)
+    .select_from(Repository)
+    .outerjoin(Image, (Image.repository_id == Repository.id) & (Image.digest == bindparam("ref")))
+    .where(*_SCOPE)
+)
+
+
+def for_pull(ctx: Context, repository_name: str, reference: str, by_digest: bool) -> Pulled | None:
+    """The manifest a pull names, or None; RepositoryNotFoundException if the repository is missing."""
+    stmt = _PULL_BY_DIGEST if by_digest else _PULL_BY_TAG
+    row = ctx.session.connection().execute(stmt, {
+        "account": ctx.scope.account_id, "region": ctx.scope.region, "name": repository_name, "ref": reference,
+    }).first()
+    if row is None:
+        raise errors.RepositoryNotFoundException(repository_name, ctx.registry_id)
+    if row[1] is None:
+        return None
+    return Pulled(row[1], row[2], row[3], row[4], row[5], row[6])
 
 
 def batch_get(
@@ -209,5 +248,5 @@ def record_pulls(ctx: Context, image_ids: list[int]) -> None:
     )
 
 
-def needs_pull_record(image: Image, now: float) -> bool:
-    return image.last_pulled_at is None or image.last_pulled_at < now - PULL_RECORD_RESOLUTION
+def needs_pull_record(last_pulled_at: float | None, now: float) -> bool:
+    return last_pulled_at is None or last_pulled_at < now - PULL_RECORD_RESOLUTION
