@@ -10,6 +10,7 @@ import boto3
 import pytest
 import requests
 
+from tests import postgres
 from tests.images import registry_session
 from tests.server import LiveServer, start_server
 
@@ -22,6 +23,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     live = start_server(tmp_path_factory.mktemp("live") / "data")
     yield live
     live.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_cluster() -> Iterator[None]:
+    """With ECR_TEST_BACKEND=postgres every test server gets its own PostgreSQL database."""
+    yield
+    postgres.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import requests
 
+from tests import postgres
+
 
 @dataclass
 class LiveServer:
@@ -21,6 +23,13 @@ class LiveServer:
     registry_port: int
     data_dir: Path
     log_path: Path
+    database_url: str | None = None
+
+    @property
+    def storage_args(self) -> list[str]:
+        """CLI arguments naming this server's storage, for `ecr-emulator <command>` beside it."""
+        args = ["--data-dir", str(self.data_dir)]
+        return args + (["--database-url", self.database_url] if self.database_url else [])
 
     @property
     def api_url(self) -> str:
@@ -70,6 +79,9 @@ def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None,
     out = open(log_path, "ab")
     proc_env = dict(os.environ, **(env or {}))
     proc_env.setdefault("ECR_EMULATOR_LOG_LEVEL", "info")
+    database_url = proc_env.get("ECR_EMULATOR_DATABASE_URL") or postgres.database_url(str(data_dir.resolve()))
+    if database_url:
+        proc_env["ECR_EMULATOR_DATABASE_URL"] = database_url
     process = subprocess.Popen(
         [sys.executable, "-m", "ecr_emulator", "serve", "--api-port", "0", "--registry-port", "0",
          "--data-dir", str(data_dir), *extra],
@@ -87,7 +99,7 @@ def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None,
             if m:
                 ports[kind] = int(m[-1])
         if len(ports) == 2:
-            server = LiveServer(process, ports["API"], ports["registry"], data_dir, log_path)
+            server = LiveServer(process, ports["API"], ports["registry"], data_dir, log_path, database_url)
             try:
                 if requests.get(f"{server.api_url}/_emulator/health", timeout=2).ok:
                     return server

@@ -379,8 +379,7 @@ def test_cli_lifecycle_run(w):
     w.policy((tagged(["old"], **since(30)), EXPIRE))
     # The CLI reads the clock of its own process (real time); the image is 40 days old there too.
     out = subprocess.run(
-        [sys.executable, "-m", "ecr_emulator", "lifecycle", "run", "--repository", REPO,
-         "--data-dir", str(w.server.data_dir)],
+        [sys.executable, "-m", "ecr_emulator", "lifecycle", "run", "--repository", REPO, *w.server.storage_args],
         capture_output=True, text=True, timeout=120, check=True,
     ).stdout
     assert json.loads(out.splitlines()[-1])["expired"] == [old.digest]
@@ -398,7 +397,10 @@ def test_a_run_that_dies_half_way_leaves_whole_images_and_the_next_run_finishes(
         w.push(image, f"v{i}", days_ago=40 - i)
     w.now()
     w.policy(({"tagStatus": "any", **since(30)}, EXPIRE))
-    services = build_services(config.load(environ={"ECR_EMULATOR_DATA_DIR": str(w.server.data_dir)}))
+    environ = {"ECR_EMULATOR_DATA_DIR": str(w.server.data_dir)}
+    if w.server.database_url:
+        environ["ECR_EMULATOR_DATABASE_URL"] = w.server.database_url
+    services = build_services(config.load(environ=environ))
     real_apply, calls = execute._apply, []
 
     def dying_apply(ctx, repo, action, result, new_indexes):

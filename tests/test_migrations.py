@@ -49,7 +49,7 @@ def test_server_upgrades_an_old_data_directory(tmp_path):
             "encryption_type) VALUES ('123456789012', 'us-east-1', 'from-old', 1700000000, 'MUTABLE', 0, 'AES256')"
         )
     db.dispose()
-    live = start_server(data)
+    live = start_server(data, env={"ECR_EMULATOR_DATABASE_URL": f"sqlite:///{data / 'ecr.db'}"})
     try:
         repos = make_client(live).describe_repositories()["repositories"]
         assert [r["repositoryName"] for r in repos] == ["from-old"]

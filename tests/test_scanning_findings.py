@@ -69,7 +69,7 @@ def synthetic_ubuntu(server, tmp_path):
     record = tmp_path / "SYNTHETIC-UBUNTU-TAR-1.json"
     record.write_text(json.dumps(SYNTHETIC_UBUNTU))
     subprocess.run([sys.executable, "-m", "ecr_emulator", "vulndb", "import", str(record),
-                    "--data-dir", str(server.data_dir)], check=True, capture_output=True, timeout=120)
+                    *server.storage_args], check=True, capture_output=True, timeout=120)
 
 
 def test_ubuntu_dpkg_findings_use_the_ubuntu_priority(ecr, server, repo, synthetic_ubuntu):

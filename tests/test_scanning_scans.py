@@ -259,7 +259,7 @@ def test_continuous_scanning_rescans_after_a_vulnerability_database_import(tmp_p
                                 "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "0.41"}]}]}]}
         (tmp_path / "TEST-WHEEL-0001.json").write_text(json.dumps(record))
         proc = subprocess.run([sys.executable, "-m", "ecr_emulator", "vulndb", "import",
-                               str(tmp_path / "TEST-WHEEL-0001.json"), "--data-dir", str(live.data_dir)],
+                               str(tmp_path / "TEST-WHEEL-0001.json"), *live.storage_args],
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
         live.advance_clock(3601)  # the continuous-scan sweep is hourly on the emulator clock
