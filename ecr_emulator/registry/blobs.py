@@ -19,7 +19,7 @@ from flask import Request, Response, request
 from werkzeug.wsgi import wrap_file
 
 from ecr_emulator.core import errors, layers, repositories
-from ecr_emulator.core.naming import DIGEST
+from ecr_emulator.core.naming import DIGEST, Principal
 from ecr_emulator.registry import auth
 from ecr_emulator.registry.errors import OciError
 
@@ -43,8 +43,6 @@ def presigned_caller(services: Services, req: Request, params: dict[str, str]) -
         )
     if not ok:
         raise OciError("DENIED", "The download URL is invalid or has expired.")
-    from ecr_emulator.core.naming import Principal
-
     return auth.Caller(scope, Principal(scope.account_id, "presigned-url"))
 
 

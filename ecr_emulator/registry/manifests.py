@@ -42,7 +42,7 @@ def get(call: Call, name: str, reference: str) -> Response:
         )
     raw, media_type, digest = found.manifest, found.media_type, found.digest
     if not by_digest:  # a pull by tag may be served in another format the client accepts
-        converted = conversion.for_accepted(raw, media_type, _accepted())
+        converted = conversion.for_accepted(raw, media_type, _accepted(), digest)
         if converted is not None:
             raw, media_type, digest = converted
     if request.method == "GET" and query.needs_pull_record(found.last_pulled_at, now):

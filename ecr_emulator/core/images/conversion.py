@@ -23,10 +23,13 @@ OCI_TO_DOCKER_LAYER = {
 DOCKER_TO_OCI_LAYER = {v: k for k, v in OCI_TO_DOCKER_LAYER.items()}
 
 
-def for_accepted(raw: bytes, media_type: str, accepted: list[str] | None) -> tuple[bytes, str, str] | None:
-    """(bytes, media type, digest) to serve, or None when no accepted format can be produced."""
+def for_accepted(
+    raw: bytes, media_type: str, accepted: list[str] | None, digest: str | None = None
+) -> tuple[bytes, str, str] | None:
+    """(bytes, media type, digest) to serve, or None when no accepted format can be produced.
+    ``digest`` is the stored manifest's, when the caller knows it."""
     if not accepted or media_type in accepted or "*/*" in accepted:
-        return raw, media_type, manifests.sha256_digest(raw)
+        return raw, media_type, digest or manifests.sha256_digest(raw)
     for target in accepted:
         converted = _convert(raw, media_type, target)
         if converted is not None:

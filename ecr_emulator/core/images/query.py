@@ -209,7 +209,7 @@ def batch_get(
         if image.status != "ACTIVE":
             failures.append(lookup.failure(image_id, "ImageNotFound", "Requested image not found"))
             continue
-        converted = conversion.for_accepted(image.manifest, image.media_type, accepted)
+        converted = conversion.for_accepted(image.manifest, image.media_type, accepted, image.digest)
         if converted is None:
             failures.append(
                 lookup.failure(

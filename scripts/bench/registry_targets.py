@@ -1,0 +1,153 @@
+"""Benchmark plumbing: start ecr-emulator and CNCF Distribution on loopback, stop them by PID.
+
+Used by scripts/bench/registry.py.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+MIB = 1024 * 1024
+REPO = "bench/registry"
+TAG = "small"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+DISTRIBUTION = "/usr/bin/docker-registry"
+REGION = "us-east-1"
+
+# ---------------------------------------------------------------- targets and processes
+
+
+@dataclass
+class Target:
+    """One registry under test: where it listens and which headers every request carries."""
+
+    name: str
+    host: str
+    port: int
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def base(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def curl_headers(self) -> list[str]:
+        args: list[str] = []
+        for key, value in self.headers.items():
+            args += ["-H", f"{key}: {value}"]
+        return args
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now (Distribution cannot bind port 0 and report it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """SIGTERM the one process we started (by PID), SIGKILL only if it ignores that."""
+    if proc.poll() is not None:
+        return
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    parts = urlsplit(url)
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url} server exited early:\n{log.read_text(errors='replace')}")
+        try:
+            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=2)
+            conn.request("GET", parts.path or "/")
+            conn.getresponse().read()
+            conn.close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout}s:\n{log.read_text(errors='replace')}")
+
+
+@contextmanager
+def ecr_emulator(workdir: Path) -> Iterator[tuple[Target, subprocess.Popen[bytes]]]:
+    """Start ``python -m ecr_emulator serve`` on port 0, create the repository, log in."""
+    import boto3
+
+    log = workdir / "ecr-emulator.log"
+    env = dict(os.environ, ECR_EMULATOR_LOG_LEVEL=os.environ.get("ECR_EMULATOR_LOG_LEVEL", "warning"))
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ecr_emulator", "serve", "--host", "127.0.0.1", "--api-port", "0",
+             "--registry-port", "0", "--data-dir", str(workdir / "ecr-data")],
+            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+    try:
+        ports: dict[str, int] = {}
+        deadline = time.monotonic() + 60
+        while len(ports) < 2:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"ecr-emulator did not start:\n{log.read_text(errors='replace')}")
+            text = log.read_text(errors="replace")
+            for kind in ("API", "registry"):
+                m = re.findall(rf"ecr-emulator {kind} listening on http://[^:]+:(\d+)", text)
+                if m:
+                    ports[kind] = int(m[-1])
+            time.sleep(0.05)
+        api = f"http://127.0.0.1:{ports['API']}"
+        wait_http(f"{api}/_emulator/health", proc, log)
+        ecr = boto3.client("ecr", endpoint_url=api, region_name=REGION,
+                           aws_access_key_id="bench", aws_secret_access_key="bench")
+        ecr.create_repository(repositoryName=REPO)
+        token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+        yield Target("ecr-emulator", "127.0.0.1", ports["registry"], {"Authorization": f"Basic {token}"}), proc
+    finally:
+        stop(proc)
+
+
+@contextmanager
+def distribution(workdir: Path) -> Iterator[Target]:
+    """Start Distribution with its own config: filesystem storage in ``workdir``, no auth,
+    loopback only. The system config in /etc/docker/registry is never read or changed."""
+    port = free_port()
+    root = workdir / "distribution-data"
+    root.mkdir()
+    config = workdir / "distribution.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "log:\n  level: error\n  accesslog:\n    disabled: true\n"
+        "storage:\n"
+        "  cache:\n    blobdescriptor: inmemory\n"
+        f"  filesystem:\n    rootdirectory: {root}\n"
+        "  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    log = workdir / "distribution.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([DISTRIBUTION, "serve", str(config)], stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/v2/", proc, log)
+        yield Target("Distribution", "127.0.0.1", port)
+    finally:
+        stop(proc)
+
+
