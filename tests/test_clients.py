@@ -52,8 +52,14 @@ def skopeo(server, login_password, tmp_path):
     run("skopeo", "login", "--tls-verify=false", "--authfile", str(authfile), "-u", "AWS", "--password-stdin",
         server.registry, input=login_password)
 
-    def skopeo_(*args: str) -> str:
-        return run("skopeo", *args, env={"REGISTRY_AUTH_FILE": str(authfile)})
+    def skopeo_(*args: str, fail: bool = False) -> str:
+        """stdout of a skopeo command that must succeed, or stderr of one that must fail."""
+        if not fail:
+            return run("skopeo", *args, env={"REGISTRY_AUTH_FILE": str(authfile)})
+        proc = subprocess.run(["skopeo", *args], capture_output=True, text=True, timeout=300,
+                              env=dict(os.environ, REGISTRY_AUTH_FILE=str(authfile)))
+        assert proc.returncode != 0, proc.stdout
+        return proc.stderr
 
     return skopeo_
 
@@ -106,26 +112,18 @@ def test_skopeo_delete_and_immutable_rejection(skopeo, server, ecr, tmp_path):
     a, b = build_image(), build_image()
     layout = write_oci_layout(tmp_path / "src", {"a": a, "b": b})
     skopeo("copy", "--dest-tls-verify=false", f"oci:{layout}:a", f"docker://{server.registry}/imm:v1")
-    proc = subprocess.run(
-        ["skopeo", "copy", "--dest-tls-verify=false", f"oci:{layout}:b", f"docker://{server.registry}/imm:v1"],
-        capture_output=True, text=True, env=dict(os.environ, REGISTRY_AUTH_FILE=str(tmp_path / "auth.json")),
-        timeout=300,
-    )
-    assert proc.returncode != 0
-    assert "already exists in the 'imm' repository and cannot be overwritten" in proc.stderr
+    stderr = skopeo("copy", "--dest-tls-verify=false", f"oci:{layout}:b", f"docker://{server.registry}/imm:v1",
+                    fail=True)
+    assert "already exists in the 'imm' repository and cannot be overwritten" in stderr
     skopeo("delete", "--tls-verify=false", f"docker://{server.registry}/imm@{a.digest}")
     assert ecr.describe_images(repositoryName="imm")["imageDetails"] == []
 
 
 def test_skopeo_push_to_missing_repository_fails_name_unknown(skopeo, server, tmp_path):
     layout = write_oci_layout(tmp_path / "src", {"v1": build_image()})
-    proc = subprocess.run(
-        ["skopeo", "copy", "--dest-tls-verify=false", f"oci:{layout}:v1", f"docker://{server.registry}/nope:v1"],
-        capture_output=True, text=True, env=dict(os.environ, REGISTRY_AUTH_FILE=str(tmp_path / "auth.json")),
-        timeout=300,
-    )
-    assert proc.returncode != 0
-    assert "The repository with name 'nope' does not exist in the registry with id '123456789012'" in proc.stderr
+    stderr = skopeo("copy", "--dest-tls-verify=false", f"oci:{layout}:v1", f"docker://{server.registry}/nope:v1",
+                    fail=True)
+    assert "The repository with name 'nope' does not exist in the registry with id '123456789012'" in stderr
 
 
 def test_skopeo_without_login_is_refused(server, ecr, tmp_path):
