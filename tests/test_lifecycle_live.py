@@ -7,7 +7,10 @@ test asks for it; tests/test_lifecycle_background.py covers the workers."""
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import shutil
 import subprocess
 import sys
 
@@ -16,7 +19,14 @@ import requests
 from botocore.exceptions import ClientError
 
 from tests.conftest import make_client
-from tests.images import build_artifact, build_image, build_index, push_via_registry, random_layer
+from tests.images import (
+    build_artifact,
+    build_image,
+    build_index,
+    push_via_registry,
+    random_layer,
+    write_oci_layout,
+)
 from tests.server import LiveServer, start_server
 from tests.test_api_repositories import error_of
 
@@ -440,3 +450,42 @@ def test_archived_layers_cannot_be_downloaded(w):
     other = build_image([image.layers[0].data])  # the same layer in an active image is served again
     w.push(other, "v2")
     assert w.session().get(f"{w.server.registry_url}/v2/{REPO}/blobs/{layer}").content == image.layers[0].data
+
+
+def test_images_pushed_by_skopeo_expire_on_the_clock(w, tmp_path):
+    """The same flow with a real registry client: skopeo pushes at chosen times, the policy
+    keeps the newest two tagged releases and drops untagged images older than a week."""
+    if shutil.which("skopeo") is None:
+        pytest.skip("skopeo not installed")
+    images = {f"r{i}": build_image() for i in range(4)}
+    layout = write_oci_layout(tmp_path / "layout", images)
+    authfile = tmp_path / "auth.json"
+    host = f"localhost:{w.server.registry_port}"
+
+    def skopeo_push(tag: str, days_ago: float, dest_tag: str) -> None:
+        w.at(days_ago)
+        password = w.ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+        password = base64.b64decode(password).decode().split(":", 1)[1]
+        env = {"REGISTRY_AUTH_FILE": str(authfile)}
+        subprocess.run(["skopeo", "login", "--tls-verify=false", "-u", "AWS", "--password-stdin", host],
+                       input=password, text=True, check=True, capture_output=True, env={**os.environ, **env})
+        subprocess.run(["skopeo", "copy", "--dest-tls-verify=false", f"oci:{layout}:{tag}",
+                        f"docker://{host}/{REPO}:{dest_tag}"], check=True, capture_output=True,
+                       env={**os.environ, **env}, timeout=120)
+
+    skopeo_push("r0", 30, "release-1")
+    skopeo_push("r1", 20, "release-2")
+    skopeo_push("r2", 10, "release-3")
+    skopeo_push("r3", 9, "scratch")
+    w.tag(images["r3"], "scratch-2")
+    w.ecr.batch_delete_image(repositoryName=REPO, imageIds=[{"imageTag": "scratch"}, {"imageTag": "scratch-2"}])
+    w.now()
+    # deleting the last tags of r3 deleted it; re-push it untagged to have an old untagged image
+    w.at(9)
+    push_via_registry(w.session(), w.server.registry_url, REPO, images["r3"])
+    w.now()
+    w.policy((tagged(["release-*"], countType="imageCountMoreThan", countNumber=2), EXPIRE),
+             ({"tagStatus": "untagged", **since(7)}, EXPIRE))
+    run = w.run()
+    assert sorted(run["expired"]) == sorted([images["r0"].digest, images["r3"].digest])
+    assert w.digests() == {images["r1"].digest, images["r2"].digest}
