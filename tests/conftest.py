@@ -6,13 +6,12 @@ import os
 import subprocess
 from collections.abc import Iterator
 
-import boto3
 import pytest
 import requests
 
-from tests import postgres
+from tests import lifecycle_world, postgres
 from tests.images import registry_session
-from tests.server import LiveServer, start_server
+from tests.server import LiveServer, make_client, start_server  # noqa: F401 - make_client for tests
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -36,16 +35,6 @@ def _postgres_cluster() -> Iterator[None]:
 def _clean(request: pytest.FixtureRequest) -> None:
     if "server" in request.fixturenames:
         request.getfixturevalue("server").reset()
-
-
-def make_client(server: LiveServer, access_key: str = "testing", region: str = REGION, service: str = "ecr"):
-    return boto3.client(
-        service,
-        endpoint_url=server.api_url,
-        region_name=region,
-        aws_access_key_id=access_key,
-        aws_secret_access_key="testing",
-    )
 
 
 @pytest.fixture
@@ -93,3 +82,21 @@ def reg(ecr, server) -> requests.Session:
     s.request = request  # type: ignore[method-assign]
     s.base = base  # type: ignore[attr-defined]
     return s
+
+
+# ---- lifecycle tests: a server of their own, background workers off (tests/lifecycle_world.py)
+
+
+@pytest.fixture(scope="module")
+def lserver(tmp_path_factory):
+    live = start_server(tmp_path_factory.mktemp("lifecycle") / "data", "--job-workers", "0")
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def w(lserver) -> lifecycle_world.World:
+    lserver.reset()
+    world = lifecycle_world.World(lserver)
+    world.ecr.create_repository(repositoryName=lifecycle_world.REPO)
+    return world

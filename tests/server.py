@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 import requests
 
 from tests import postgres
@@ -110,3 +111,13 @@ def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None,
         time.sleep(0.1)
     process.kill()
     raise RuntimeError(f"server did not start:\n{log_path.read_text(errors='replace')}")
+
+
+def make_client(server: LiveServer, access_key: str = "testing", region: str = "us-east-1", service: str = "ecr"):
+    return boto3.client(
+        service,
+        endpoint_url=server.api_url,
+        region_name=region,
+        aws_access_key_id=access_key,
+        aws_secret_access_key="testing",
+    )

@@ -1,9 +1,7 @@
-"""Lifecycle policies that really run, end to end: images pushed over the registry protocol at
-chosen times (the emulator clock set through the test-control API), previews through boto3,
-execution through the test-control API and the CLI.
-
-This module runs its own server with background workers off, so nothing happens unless a
-test asks for it; tests/test_lifecycle_background.py covers the workers."""
+"""Lifecycle policies that really run, end to end: images pushed over the registry protocol (and
+by skopeo) at chosen times on the emulator clock, previews through boto3, execution through the
+test-control API and the CLI. The server has background workers off, so nothing happens unless
+a test asks for it; tests/test_lifecycle_background.py covers the workers."""
 
 from __future__ import annotations
 
@@ -15,10 +13,8 @@ import subprocess
 import sys
 
 import pytest
-import requests
 from botocore.exceptions import ClientError
 
-from tests.conftest import make_client
 from tests.images import (
     build_artifact,
     build_image,
@@ -27,91 +23,15 @@ from tests.images import (
     random_layer,
     write_oci_layout,
 )
-from tests.server import LiveServer, start_server
+from tests.lifecycle_world import (
+    COUNT1,
+    EXPIRE,
+    REPO,
+    World,
+    since,
+    tagged,
+)
 from tests.test_api_repositories import error_of
-
-DAY = 86400
-REPO = "lc/app"
-
-
-@pytest.fixture(scope="module")
-def lserver(tmp_path_factory):
-    live = start_server(tmp_path_factory.mktemp("lifecycle") / "data", "--job-workers", "0")
-    yield live
-    live.stop()
-
-
-class World:
-    """One test's view: a fixed 'now' (T0) and helpers to push at an age and to run things."""
-
-    def __init__(self, server: LiveServer):
-        self.server = server
-        self.ecr = make_client(server)
-        self.t0 = server.control("clock")["now"]
-
-    def at(self, days_ago: float) -> None:
-        self.server.control("clock", {"set": self.t0 - days_ago * DAY})
-
-    def now(self) -> None:
-        self.server.control("clock", {"set": self.t0})
-
-    def session(self) -> requests.Session:
-        s = requests.Session()
-        token = self.ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
-        s.headers["Authorization"] = f"Basic {token}"
-        return s
-
-    def push(self, image, tag=None, days_ago: float = 0, repo: str = REPO) -> str:
-        self.at(days_ago)
-        return push_via_registry(self.session(), self.server.registry_url, repo, image, tag)
-
-    def tag(self, image, tag: str, repo: str = REPO) -> None:
-        self.ecr.put_image(repositoryName=repo, imageManifest=image.manifest.decode(), imageTag=tag)
-
-    def policy(self, *rules, repo: str = REPO) -> str:
-        text = json.dumps({"rules": [
-            {"rulePriority": i, "selection": sel, "action": act}
-            for i, (sel, act) in enumerate(rules, start=1)
-        ]})
-        self.ecr.put_lifecycle_policy(repositoryName=repo, lifecyclePolicyText=text)
-        return text
-
-    def preview(self, repo: str = REPO, **kw) -> dict:
-        started = self.ecr.start_lifecycle_policy_preview(repositoryName=repo)
-        assert started["status"] == "IN_PROGRESS"
-        assert self.ecr.get_lifecycle_policy_preview(repositoryName=repo)["status"] == "IN_PROGRESS"
-        self.server.run_jobs()
-        out = self.ecr.get_lifecycle_policy_preview(repositoryName=repo, **kw)
-        assert out["status"] == "COMPLETE"
-        return out
-
-    def run(self, repo: str = REPO) -> dict:
-        return self.server.control("lifecycle/run", {"repository": repo})["runs"][0]
-
-    def digests(self, repo: str = REPO, status: str = "ACTIVE") -> set[str]:
-        details = self.ecr.describe_images(repositoryName=repo, filter={"imageStatus": status})["imageDetails"]
-        return {d["imageDigest"] for d in details}
-
-
-@pytest.fixture
-def w(lserver) -> World:
-    lserver.reset()
-    world = World(lserver)
-    world.ecr.create_repository(repositoryName=REPO)
-    return world
-
-
-def tagged(patterns, **count):
-    return {"tagStatus": "tagged", "tagPatternList": patterns, **count}
-
-
-COUNT1 = {"countType": "imageCountMoreThan", "countNumber": 1}
-EXPIRE = {"type": "expire"}
-ARCHIVE = {"type": "transition", "targetStorageClass": "archive"}
-
-
-def since(days, kind="sinceImagePushed"):
-    return {"countType": kind, "countUnit": "days", "countNumber": days}
 
 
 def run_example(w: World, images: dict, rules: list, expected: set[str]) -> None:
@@ -287,101 +207,6 @@ def test_expired_images_take_their_unshared_blobs(w):
     assert s.get(f"{w.server.registry_url}/v2/{REPO}/blobs/{new.layers[0].digest}").content == shared
 
 
-def test_transition_then_expire_from_the_archive(w):
-    old, fresh = build_image(), build_image()
-    w.push(old, "old", days_ago=60)
-    w.push(fresh, "fresh", days_ago=1)
-    w.now()
-    w.policy(({"tagStatus": "any", **since(30)}, ARCHIVE))
-    preview = w.preview()
-    assert [(r["imageDigest"], r["action"]) for r in preview["previewResults"]] == [
-        (old.digest, {"type": "TRANSITION", "targetStorageClass": "ARCHIVE"})]
-    assert preview["summary"] == {"expiringImageTotalCount": 0, "transitioningImageTotalCounts": [
-        {"targetStorageClass": "ARCHIVE", "imageTotalCount": 1}]}
-    assert w.run()["transitioned"] == [old.digest]
-    assert w.digests() == {fresh.digest}
-    assert w.digests(status="ARCHIVED") == {old.digest}
-    archived = w.ecr.describe_images(repositoryName=REPO, imageIds=[{"imageDigest": old.digest}])["imageDetails"][0]
-    assert archived["imageStatus"] == "ARCHIVED" and "lastArchivedAt" in archived
-    # archived images cannot be pulled
-    r = w.session().get(f"{w.server.registry_url}/v2/{REPO}/manifests/old")
-    assert r.status_code == 404 and r.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
-    assert "archived" in r.json()["errors"][0]["message"]
-    # now expire from the archive after 90 days there
-    w.policy(
-        ({"tagStatus": "any", "storageClass": "archive", **since(90, "sinceImageTransitioned")}, EXPIRE),
-    )
-    assert w.run()["expired"] == []
-    w.server.control("clock", {"set": w.t0 + 91 * DAY})
-    assert w.run()["expired"] == [old.digest]
-    assert w.digests(status="ANY") == {fresh.digest}
-
-
-def test_since_image_pulled_archives_images_nobody_pulls(w):
-    pulled, idle = build_image(), build_image()
-    w.push(pulled, "pulled", days_ago=60)
-    w.push(idle, "idle", days_ago=60)
-    w.at(2)
-    assert w.session().get(f"{w.server.registry_url}/v2/{REPO}/manifests/pulled").status_code == 200
-    w.now()
-    w.policy(({"tagStatus": "any", **since(30, "sinceImagePulled")}, ARCHIVE))
-    assert w.run()["transitioned"] == [idle.digest]
-
-
-def test_update_image_storage_class_archive_and_restore(w):
-    image = build_image()
-    w.push(image, "v1")
-    ecr = w.ecr
-    out = ecr.update_image_storage_class(repositoryName=REPO, imageId={"imageTag": "v1"}, targetStorageClass="ARCHIVE")
-    assert out["imageStatus"] == "ARCHIVED" and out["imageId"] == {"imageDigest": image.digest, "imageTag": "v1"}
-    assert ecr.list_images(repositoryName=REPO)["imageIds"] == []
-    assert ecr.list_images(repositoryName=REPO, filter={"imageStatus": "ARCHIVED"})["imageIds"] == [
-        {"imageDigest": image.digest, "imageTag": "v1"}]
-    got = ecr.batch_get_image(repositoryName=REPO, imageIds=[{"imageTag": "v1"}])
-    assert got["images"] == [] and got["failures"][0]["failureCode"] == "ImageNotFound"
-    layers = ecr.batch_check_layer_availability(repositoryName=REPO, layerDigests=[image.layers[0].digest])
-    assert layers["layers"][0]["layerAvailability"] == "ARCHIVED"
-    with pytest.raises(ClientError) as e:
-        ecr.update_image_storage_class(repositoryName=REPO, imageId={"imageTag": "v1"}, targetStorageClass="ARCHIVE")
-    assert error_of(e)[0] == "ImageStorageClassUpdateNotSupportedException"
-    out = ecr.update_image_storage_class(repositoryName=REPO, imageId={"imageDigest": image.digest},
-                                         targetStorageClass="STANDARD")
-    assert out["imageStatus"] == "ACTIVATING"
-    assert w.digests(status="ACTIVATING") == {image.digest}
-    assert w.session().get(f"{w.server.registry_url}/v2/{REPO}/manifests/v1").status_code == 404
-    w.server.run_jobs()
-    assert w.digests(status="ACTIVATING") == {image.digest}  # restoring takes time
-    w.server.advance_clock(1201)
-    w.server.run_jobs()
-    detail = ecr.describe_images(repositoryName=REPO)["imageDetails"][0]
-    assert detail["imageStatus"] == "ACTIVE" and "lastActivatedAt" in detail and "lastArchivedAt" in detail
-    assert w.session().get(f"{w.server.registry_url}/v2/{REPO}/manifests/v1").status_code == 200
-    with pytest.raises(ClientError) as e:
-        ecr.update_image_storage_class(repositoryName=REPO, imageId={"imageTag": "nope"},
-                                       targetStorageClass="ARCHIVE")
-    assert error_of(e)[0] == "ImageNotFoundException"
-    with pytest.raises(ClientError) as e:
-        ecr.update_image_storage_class(repositoryName=REPO, imageId={"imageTag": "v1"},
-                                       targetStorageClass="GLACIER")
-    assert error_of(e)[0] == "InvalidParameterException"
-
-
-def test_children_cannot_be_archived_and_repush_restores(w):
-    children = [build_image(), build_image()]
-    index = build_index(children)
-    w.push(index, "multi")
-    with pytest.raises(ClientError) as e:
-        w.ecr.update_image_storage_class(repositoryName=REPO, imageId={"imageDigest": children[0].digest},
-                                         targetStorageClass="ARCHIVE")
-    assert error_of(e)[0] == "ImageStorageClassUpdateNotSupportedException"
-    single = build_image()
-    w.push(single, "single")
-    w.ecr.update_image_storage_class(repositoryName=REPO, imageId={"imageTag": "single"}, targetStorageClass="ARCHIVE")
-    w.push(single, "single")  # pushing it again brings it back
-    detail = w.ecr.describe_images(repositoryName=REPO, imageIds=[{"imageTag": "single"}])["imageDetails"][0]
-    assert detail["imageStatus"] == "ACTIVE" and "lastActivatedAt" in detail
-
-
 def test_cli_lifecycle_run(w):
     old = build_image()
     w.push(old, "old", days_ago=40)
@@ -394,62 +219,6 @@ def test_cli_lifecycle_run(w):
     ).stdout
     assert json.loads(out.splitlines()[-1])["expired"] == [old.digest]
     assert w.digests() == set()
-
-
-def test_a_run_that_dies_half_way_leaves_whole_images_and_the_next_run_finishes(w, monkeypatch):
-    from ecr_emulator import config
-    from ecr_emulator.core.bootstrap import build_services
-    from ecr_emulator.core.lifecycle import execute
-    from ecr_emulator.core.naming import Scope
-
-    images = [build_image() for _ in range(6)]
-    for i, image in enumerate(images):
-        w.push(image, f"v{i}", days_ago=40 - i)
-    w.now()
-    w.policy(({"tagStatus": "any", **since(30)}, EXPIRE))
-    environ = {"ECR_EMULATOR_DATA_DIR": str(w.server.data_dir)}
-    if w.server.database_url:
-        environ["ECR_EMULATOR_DATABASE_URL"] = w.server.database_url
-    services = build_services(config.load(environ=environ))
-    real_apply, calls = execute._apply, []
-
-    def dying_apply(ctx, repo, action, result, new_indexes):
-        calls.append(action.image.digest)
-        if len(calls) == 4:
-            raise RuntimeError("power cut")
-        return real_apply(ctx, repo, action, result, new_indexes)
-
-    monkeypatch.setattr(execute, "_apply", dying_apply)
-    monkeypatch.setattr(execute, "BATCH", 2)  # two images per transaction
-    with pytest.raises(RuntimeError):
-        execute.run_repository(services, Scope("123456789012", "us-east-1"), REPO)
-    remaining = w.digests()
-    assert remaining == {i.digest for i in images[2:]}  # the first batch went, the second rolled back
-    for image in images[2:]:  # every remaining image is whole: manifest, tags and blobs
-        got = w.ecr.batch_get_image(repositoryName=REPO, imageIds=[{"imageDigest": image.digest}])["images"]
-        assert got[0]["imageManifest"] == image.manifest.decode()
-        s = w.session()
-        for blob in image.blobs:
-            assert s.get(f"{w.server.registry_url}/v2/{REPO}/blobs/{blob.digest}").content == blob.data
-    monkeypatch.setattr(execute, "_apply", real_apply)
-    assert sorted(w.run()["expired"]) == sorted(i.digest for i in images[2:])  # the rest, finished
-    assert w.digests() == set()
-    services.db.dispose()
-
-
-def test_archived_layers_cannot_be_downloaded(w):
-    image = build_image([random_layer(3000)])
-    w.push(image, "v1")
-    layer = image.layers[0].digest
-    w.ecr.update_image_storage_class(repositoryName=REPO, imageId={"imageTag": "v1"}, targetStorageClass="ARCHIVE")
-    with pytest.raises(ClientError) as e:
-        w.ecr.get_download_url_for_layer(repositoryName=REPO, layerDigest=layer)
-    assert error_of(e)[0] == "LayerInaccessibleException"
-    r = w.session().get(f"{w.server.registry_url}/v2/{REPO}/blobs/{layer}")
-    assert r.status_code == 404 and r.json()["errors"][0]["code"] == "BLOB_UNKNOWN"
-    other = build_image([image.layers[0].data])  # the same layer in an active image is served again
-    w.push(other, "v2")
-    assert w.session().get(f"{w.server.registry_url}/v2/{REPO}/blobs/{layer}").content == image.layers[0].data
 
 
 def test_images_pushed_by_skopeo_expire_on_the_clock(w, tmp_path):
