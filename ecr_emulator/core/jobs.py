@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import or_, select
 
 from ecr_emulator.core.context import Context, Services
 from ecr_emulator.storage.models import Job, Schedule
@@ -203,7 +203,3 @@ class JobRunner:
             self._wake.wait(poll_interval)
             self._wake.clear()
 
-
-def clear_all(ctx: Context) -> None:
-    ctx.session.execute(delete(Job))
-    ctx.session.execute(delete(Schedule))

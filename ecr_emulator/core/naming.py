@@ -9,7 +9,6 @@ REPOSITORY_NAME = re.compile(r"[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.
 IMAGE_TAG = re.compile(r"[a-zA-Z0-9-_.]+")
 IMAGE_TAG_PATTERN_TEXT = "[a-zA-Z0-9-_.]+"
 DIGEST = re.compile(r"[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+")
-SHA256_DIGEST = re.compile(r"sha256:[a-f0-9]{64}")
 REGISTRY_HOST = re.compile(r"^(?P<account>[0-9]{12})\.dkr[.-]ecr[.-](?P<region>[a-z0-9-]+)\.")
 REPOSITORY_ARN = re.compile(
     r"^arn:(?P<partition>aws[a-z-]*):ecr:(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12}):repository/(?P<name>.+)$"
@@ -53,10 +52,6 @@ def parse_repository_arn(arn: str) -> tuple[Scope, str] | None:
 
 def is_valid_repository_name(name: str) -> bool:
     return 2 <= len(name) <= 256 and REPOSITORY_NAME.fullmatch(name) is not None
-
-
-def is_valid_digest(digest: str) -> bool:
-    return DIGEST.fullmatch(digest) is not None
 
 
 def wildcard_regex(pattern: str) -> re.Pattern[str]:

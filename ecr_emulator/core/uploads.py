@@ -23,7 +23,6 @@ from ecr_emulator.storage.sql import insert_ignore
 
 PART_SIZE = 10 * 1024 * 1024  # what InitiateLayerUpload advertises (AWS CLI example)
 MIN_PART_SIZE = 5 * 1024 * 1024
-MAX_PART_BYTES = 20_971_520
 MAX_PARTS = 4200
 
 

@@ -39,7 +39,6 @@ class PutResult:
     repository: Repository
     image: Image
     manifest: manifests.Manifest
-    created: bool  # a new manifest was stored (not only a tag change)
     tag: str | None
 
 
@@ -72,14 +71,14 @@ def put_image(
             storage_class.reactivate_now(ctx, existing)
             idempotent = True
         _retag(ctx, repo, existing, tag, idempotent)
-        return PutResult(repo, existing, manifest, False, tag)
+        return PutResult(repo, existing, manifest, tag)
 
     image = _store_new(ctx, repo, manifest)
     if tag is not None:
         _point_tag(ctx, repo, image, tag)
     for hook in PUSH_HOOKS:
         hook(ctx, repo, image)
-    return PutResult(repo, image, manifest, True, tag)
+    return PutResult(repo, image, manifest, tag)
 
 
 def _retag(ctx: Context, repo: Repository, image: Image, tag: str | None, idempotent: bool) -> None:
