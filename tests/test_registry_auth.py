@@ -79,3 +79,10 @@ def test_download_urls_expire(server, ecr):
     assert requests.get(url, timeout=10).content == image.layers[0].data
     server.advance_clock(3601)
     assert requests.get(url, timeout=10).status_code == 403
+
+
+def test_anonymous_requests_learn_nothing_but_the_challenge(server):
+    for method, path in (("GET", "/v2/Bad_Name/tags/list"), ("POST", "/v2/x1/manifests/v1"),
+                         ("DELETE", "/v2/nope/blobs/sha256:" + "0" * 64)):
+        r = requests.request(method, f"{server.registry_url}{path}", timeout=10)
+        assert r.status_code == 401 and r.text.strip() == "Not Authorized", (method, path)

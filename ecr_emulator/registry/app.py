@@ -80,12 +80,13 @@ def create_app(services: Services) -> Flask:
         try:
             if not known:
                 raise OciError("UNSUPPORTED", f"{request.method} {full} is not a registry API route")
+            # who is asking comes first, as on ECR: an anonymous request learns nothing else
+            caller = blobs.presigned_caller(services, request, params) or auth.authenticate(services, request)
             if handler is None:
                 raise OciError("UNSUPPORTED", f"{request.method} is not supported on {full}")
             name = params.get("name")
             if name is not None and not is_valid_repository_name(name):
                 raise OciError("NAME_INVALID", f"Invalid repository name '{name}'")
-            caller = blobs.presigned_caller(services, request, params) or auth.authenticate(services, request)
             return handler(Call(services, caller), **params)
         except auth.Unauthorized:
             return auth.challenge(services, services.hosts.scope_from_host(request.headers.get("Host")))
