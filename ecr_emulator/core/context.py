@@ -19,7 +19,7 @@ from ecr_emulator.config import Settings
 from ecr_emulator.core.clock import Clock
 from ecr_emulator.core.naming import Principal, RegistryHosts, Scope
 from ecr_emulator.core.tokens import TokenSigner
-from ecr_emulator.storage.blobstore import FilesystemBlobStore
+from ecr_emulator.storage.blobstore import BlobStore
 from ecr_emulator.storage.db import Database
 
 
@@ -27,7 +27,7 @@ from ecr_emulator.storage.db import Database
 class Services:
     settings: Settings
     db: Database
-    blobs: FilesystemBlobStore
+    blobs: BlobStore
     clock: Clock
     tokens: TokenSigner
     hosts: RegistryHosts
@@ -44,7 +44,6 @@ class Services:
             with self.db.transaction(write=write) as session:
                 ctx = Context(self, scope, principal or Principal(scope.account_id, ""), session, self.clock.now())
                 yield ctx
-                ctx.session.flush()
         except BaseException:
             for callback in ctx.on_rollback if ctx else []:
                 callback()
@@ -73,7 +72,7 @@ class Context:
         return self.services.settings
 
     @property
-    def blobs(self) -> FilesystemBlobStore:
+    def blobs(self) -> BlobStore:
         return self.services.blobs
 
     @property

@@ -15,6 +15,19 @@ from ecr_emulator.storage.models import Blob, Image, ImageBlob, Repository, Repo
 DOWNLOAD_URL_TTL = 3600  # ECR's pre-signed S3 URLs live about an hour
 
 
+def linked_sizes(ctx: Context, repo: Repository, digests: list[str] | set[str]) -> dict[str, int]:
+    """digest -> size of the blobs among ``digests`` that are in ``repo`` (uploaded or mounted)."""
+    if not digests:
+        return {}
+    return dict(
+        ctx.session.execute(
+            select(Blob.digest, Blob.size)
+            .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
+            .where(RepositoryBlob.repository_id == repo.id, Blob.digest.in_(digests))
+        ).all()
+    )
+
+
 def _references(ctx: Context, repo: Repository, digests: list[str]) -> dict[str, tuple[str | None, set[str]]]:
     """digest -> (declared media type, statuses of the images referencing it) in ``repo``."""
     rows = ctx.session.execute(
@@ -33,14 +46,7 @@ def check_availability(
     ctx: Context, repository_name: str, digests: list[str]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     repo = repositories.get(ctx, repository_name)
-    wellformed = [d for d in digests if d and DIGEST.fullmatch(d)]
-    sizes = dict(
-        ctx.session.execute(
-            select(Blob.digest, Blob.size)
-            .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
-            .where(RepositoryBlob.repository_id == repo.id, Blob.digest.in_(wellformed))
-        ).all()
-    )
+    sizes = linked_sizes(ctx, repo, [d for d in digests if d and DIGEST.fullmatch(d)])
     refs = _references(ctx, repo, list(sizes))
     layers, failures = [], []
     for d in digests:
@@ -117,11 +123,7 @@ def readable_blob(ctx: Context, repo: Repository, digest: str) -> int | None:
     """Size of a blob the repository may serve, else None: it must be linked to the repository
     and, if images reference it, at least one of them must be active (archived layers cannot
     be pulled)."""
-    size = ctx.session.scalar(
-        select(Blob.size)
-        .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
-        .where(RepositoryBlob.repository_id == repo.id, Blob.digest == digest)
-    )
+    size = linked_sizes(ctx, repo, [digest]).get(digest)
     if size is None:
         return None
     refs = _references(ctx, repo, [digest])

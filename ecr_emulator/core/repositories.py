@@ -92,7 +92,13 @@ def is_tag_immutable(repo: Repository, tag: str) -> bool:
     return excluded  # MUTABLE_WITH_EXCLUSION
 
 
-def check_resource_tags(tags: list[dict[str, str]], existing: int = 0) -> None:
+def check_tag_key(key: str) -> None:
+    if key.lower().startswith("aws:"):
+        raise errors.InvalidTagParameterException("Tag keys starting with 'aws:' are reserved for AWS use.")
+
+
+def check_resource_tags(tags: list[dict[str, str]], existing_keys: set[str] | None = None) -> None:
+    """Lengths, reserved keys, and the 50-tag limit counted over the keys the repository ends with."""
     for t in tags:
         key, value = t["Key"], t["Value"]
         if not 1 <= len(key) <= 128:
@@ -101,9 +107,8 @@ def check_resource_tags(tags: list[dict[str, str]], existing: int = 0) -> None:
             )
         if len(value) > 256:
             raise errors.InvalidTagParameterException("Tag value must have a length of at most 256 characters.")
-        if key.lower().startswith("aws:"):
-            raise errors.InvalidTagParameterException("Tag keys starting with 'aws:' are reserved for AWS use.")
-    if existing + len({t["Key"] for t in tags}) > MAX_RESOURCE_TAGS:
+        check_tag_key(key)
+    if len((existing_keys or set()) | {t["Key"] for t in tags}) > MAX_RESOURCE_TAGS:
         raise errors.TooManyTagsException(
             f"A repository cannot have more than {MAX_RESOURCE_TAGS} tags."
         )

@@ -26,19 +26,14 @@ def _repository_for_arn(ctx: Context, arn: str, for_update: bool = True) -> Repo
 
 def tag(ctx: Context, arn: str, tags: list[dict[str, str]]) -> None:
     repo = _repository_for_arn(ctx, arn)
-    existing = {t.key for t in repo.tags}
-    new_keys = {t["Key"] for t in tags} - existing
-    repositories.check_resource_tags(tags)
-    if len(existing) + len(new_keys) > repositories.MAX_RESOURCE_TAGS:
-        raise errors.TooManyTagsException("A repository cannot have more than 50 tags.")
+    repositories.check_resource_tags(tags, {t.key for t in repo.tags})
     repositories.apply_resource_tags(repo, tags)
 
 
 def untag(ctx: Context, arn: str, keys: list[str]) -> None:
     repo = _repository_for_arn(ctx, arn)
     for key in keys:
-        if key.lower().startswith("aws:"):
-            raise errors.InvalidTagParameterException("Tag keys starting with 'aws:' are reserved for AWS use.")
+        repositories.check_tag_key(key)
     drop = set(keys)
     repo.tags[:] = [t for t in repo.tags if t.key not in drop]
 

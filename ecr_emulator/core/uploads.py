@@ -115,11 +115,6 @@ def touch(ctx: Context, repo: Repository, upload_id: str) -> None:
     get_upload(ctx, repo, upload_id).updated_at = ctx.now
 
 
-def staged_digest(services: Services, upload_id: str) -> tuple[str, int]:
-    with HASHERS.exclusive(services, upload_id):
-        return _digest(services, upload_id)
-
-
 def _digest(services: Services, upload_id: str) -> tuple[str, int]:
     """sha256 and size of the staged bytes; the caller holds the upload exclusively."""
     size = services.blobs.upload_size(upload_id)
@@ -187,7 +182,7 @@ def upload_part(
 ) -> int:
     repo = repositories.get(ctx, repository_name)
     upload = get_upload(ctx, repo, upload_id)
-    size = ctx.blobs.upload_size(upload_id) or 0
+    size = ctx.blobs.upload_size(upload_id) or 0  # get_upload saw the staging file; 0 if it just vanished
 
     def invalid(message: str) -> errors.InvalidLayerPartException:
         return errors.InvalidLayerPartException(
@@ -212,10 +207,8 @@ def upload_part(
     upload.updated_at = ctx.now
     ctx.session.flush()
     blobs = ctx.blobs
-    try:
-        append(ctx.services, upload_id, [data])
-    finally:  # appended bytes must not outlive a failed request
-        ctx.on_rollback.append(lambda: blobs.truncate_upload(upload_id, size))
+    ctx.on_rollback.append(lambda: blobs.truncate_upload(upload_id, size))  # bytes must not outlive a failure
+    append(ctx.services, upload_id, [data])
     return last
 
 

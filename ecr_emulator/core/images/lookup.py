@@ -77,13 +77,13 @@ def failure(image_id: dict[str, Any], code: str, reason: str) -> dict[str, Any]:
     return {"imageId": image_id, "failureCode": code, "failureReason": reason}
 
 
-def require(ctx: Context, repo: Repository, image_id: dict[str, Any]) -> Image:
-    """One ``imageId`` of an operation that needs it to exist (raises, unlike the batch calls)."""
+def require(ctx: Context, repo: Repository, image_id: dict[str, Any], where: str = "imageId") -> Image:
+    """An image an operation needs to exist (raises, unlike the batch calls, which report)."""
     image, code, reason = resolve(ctx, repo, image_id)
     if image is not None:
         return image
     if code in ("InvalidImageDigest", "InvalidImageTag", "MissingDigestAndTag"):
-        raise errors.InvalidParameterException.constraint("imageId", reason)
+        raise errors.InvalidParameterException.constraint(where, reason)
     raise errors.ImageNotFoundException(image_id, repo.name, ctx.registry_id)
 
 

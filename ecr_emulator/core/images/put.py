@@ -13,17 +13,15 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from ecr_emulator.core import errors, manifests, repositories
+from ecr_emulator.core import errors, layers, manifests, repositories
 from ecr_emulator.core.context import Context
 from ecr_emulator.core.images import lookup, storage_class
 from ecr_emulator.storage.models import (
-    Blob,
     Image,
     ImageBlob,
     ImageChild,
     ImageTag,
     Repository,
-    RepositoryBlob,
 )
 
 MAX_IMAGES_PER_REPOSITORY = 100_000
@@ -75,7 +73,7 @@ def put_image(
 
     image = _store_new(ctx, repo, manifest)
     if tag is not None:
-        _point_tag(ctx, repo, image, tag)
+        _point_tag(ctx, repo, image, tag, new_image=True)
     for hook in PUSH_HOOKS:
         hook(ctx, repo, image)
     return PutResult(repo, image, manifest, tag)
@@ -96,7 +94,7 @@ def _retag(ctx: Context, repo: Repository, image: Image, tag: str | None, idempo
     _point_tag(ctx, repo, image, tag)
 
 
-def _point_tag(ctx: Context, repo: Repository, image: Image, tag: str) -> None:
+def _point_tag(ctx: Context, repo: Repository, image: Image, tag: str, *, new_image: bool = False) -> None:
     """Put ``tag`` on ``image``, moving it off another image if the repository allows it."""
     current = lookup.tag_row(ctx, repo, tag)
     if current is not None:
@@ -105,7 +103,9 @@ def _point_tag(ctx: Context, repo: Repository, image: Image, tag: str) -> None:
         # The previous image keeps its other tags, or stays as an untagged image.
         ctx.session.delete(current)
         ctx.session.flush()
-    count = ctx.session.scalar(select(func.count()).select_from(ImageTag).where(ImageTag.image_id == image.id))
+    count = 0 if new_image else ctx.session.scalar(
+        select(func.count()).select_from(ImageTag).where(ImageTag.image_id == image.id)
+    )
     if count >= MAX_TAGS_PER_IMAGE:
         raise errors.LimitExceededException(
             f"The image with digest '{image.digest}' already has the maximum of {MAX_TAGS_PER_IMAGE} tags."
@@ -164,15 +164,7 @@ def _store_new(ctx: Context, repo: Repository, manifest: manifests.Manifest) -> 
 
 def _check_blobs(ctx: Context, repo: Repository, manifest: manifests.Manifest) -> dict[str, int]:
     """Every referenced blob must be in this repository. Returns the stored sizes."""
-    wanted = {d.digest for d in manifest.required_blobs}
-    if not wanted:
-        return {}
-    rows = ctx.session.execute(
-        select(Blob.digest, Blob.size)
-        .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
-        .where(RepositoryBlob.repository_id == repo.id, Blob.digest.in_(wanted))
-    ).all()
-    sizes = {d: s for d, s in rows}
+    sizes = layers.linked_sizes(ctx, repo, {d.digest for d in manifest.required_blobs})
     missing = [d.digest for d in manifest.required_blobs if d.digest not in sizes]
     if missing:
         raise errors.LayersNotFoundException(

@@ -81,13 +81,7 @@ def describe(
             )
         found: dict[int, Image] = {}
         for image_id in image_ids:
-            image, code, _ = lookup.resolve(ctx, repo, image_id)
-            if image is None:
-                if code in ("InvalidImageDigest", "InvalidImageTag", "MissingDigestAndTag"):
-                    raise errors.InvalidParameterException(
-                        f"Invalid parameter at 'imageIds' failed to satisfy constraint: '{_reason(code)}'"
-                    )
-                raise errors.ImageNotFoundException(image_id, repo.name, ctx.registry_id)
+            image = lookup.require(ctx, repo, image_id, where="imageIds")
             found.setdefault(image.id, image)
         return [image_detail(ctx, repo, i) for i in found.values()], None
 
@@ -101,14 +95,6 @@ def describe(
         stmt = stmt.where(cond)
     images, token = pagination.page_by_id(ctx, stmt, Image.id, next_token, max_results, "DescribeImages")
     return [image_detail(ctx, repo, i) for i in images], token
-
-
-def _reason(code: str) -> str:
-    return {
-        "InvalidImageDigest": "Invalid image digest",
-        "InvalidImageTag": "Invalid image tag",
-        "MissingDigestAndTag": "both tag and digest cannot be null",
-    }[code]
 
 
 def list_ids(
@@ -198,7 +184,7 @@ def batch_get(
     image_ids: list[dict[str, Any]],
     accepted: list[str] | None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[int]]:
-    """Returns (images, failures, ids of images pulled) for BatchGetImage."""
+    """Returns (images, failures, ids of pulled images whose pull time is due a refresh)."""
     repo = repositories.get(ctx, repository_name)
     images, failures, pulled = [], [], []
     for image_id in image_ids:
@@ -218,19 +204,17 @@ def batch_get(
             )
             continue
         raw, media_type, digest = converted
-        out_id = {"imageDigest": digest}
-        if image_id.get("imageTag") is not None:
-            out_id["imageTag"] = image_id["imageTag"]
         images.append(
             {
                 "registryId": repo.account_id,
                 "repositoryName": repo.name,
-                "imageId": out_id,
+                "imageId": {**lookup.echo_id(image, image_id), "imageDigest": digest},
                 "imageManifest": raw.decode("utf-8"),
                 "imageManifestMediaType": media_type,
             }
         )
-        pulled.append(image.id)
+        if needs_pull_record(image.last_pulled_at, ctx.now):
+            pulled.append(image.id)
     return images, failures, pulled
 
 

@@ -34,8 +34,11 @@ def filter_matches(pattern: str, repository_name: str) -> bool:
 
 
 def registry_configuration(ctx: Context) -> dict[str, Any]:
-    stored = settings_store.get(ctx, SETTING)
-    return stored if stored is not None else {"scanType": DEFAULT["scanType"], "rules": []}
+    """The registry's document, read once per request (DescribeImages asks for every image)."""
+    if SETTING not in ctx.memo:
+        stored = settings_store.get(ctx, SETTING)
+        ctx.memo[SETTING] = stored if stored is not None else dict(DEFAULT, rules=[])
+    return ctx.memo[SETTING]
 
 
 def scan_type(ctx: Context) -> str:
@@ -64,6 +67,7 @@ def put_registry_configuration(ctx: Context, scan_type_value: str | None, rules:
         checked.append({"scanFrequency": frequency, "repositoryFilters": filters})
     document = {"scanType": kind, "rules": checked}
     settings_store.put(ctx, SETTING, document)
+    ctx.memo[SETTING] = document
     return document
 
 

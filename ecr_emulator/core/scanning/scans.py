@@ -106,8 +106,20 @@ def summary_of(row: ImageScan) -> dict[str, Any] | None:
 
 
 def on_detail(ctx: Context, repo: Repository, image: Image, out: dict[str, Any]) -> None:
-    """DETAIL_HOOKS: DescribeImages' imageScanStatus and imageScanFindingsSummary."""
-    row = latest(ctx, image, configuration.scan_type(ctx))
+    """DETAIL_HOOKS: DescribeImages' imageScanStatus and imageScanFindingsSummary.
+
+    A page of image details asks for many images: the repository's scans of the current type
+    are read once per request, not once per image."""
+    scan_type = configuration.scan_type(ctx)
+    key = ("scans", repo.id, scan_type)
+    if key not in ctx.memo:
+        ctx.memo[key] = {
+            row.image_id: row for row in ctx.session.scalars(
+                select(ImageScan).join(Image, Image.id == ImageScan.image_id)
+                .where(Image.repository_id == repo.id, ImageScan.scan_type == scan_type)
+            )
+        }
+    row = ctx.memo[key].get(image.id)
     if row is None:
         return
     out["imageScanStatus"] = status_of(row)
