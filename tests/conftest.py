@@ -43,6 +43,13 @@ def ecr(server: LiveServer):
 
 
 @pytest.fixture
+def repo(ecr) -> str:
+    """A fresh repository named "app" (modules that want another name override this)."""
+    ecr.create_repository(repositoryName="app")
+    return "app"
+
+
+@pytest.fixture
 def aws(server: LiveServer):
     """Run the AWS CLI against the live server; returns the CompletedProcess."""
 

@@ -7,8 +7,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import ACCOUNT, make_client
+from tests.errors import error_of
 from tests.images import build_image, push_via_api
-from tests.test_api_repositories import error_of
 
 
 def test_twelve_digit_key_is_the_account(server):

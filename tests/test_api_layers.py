@@ -8,8 +8,8 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
+from tests.errors import error_of
 from tests.images import Blob, build_image, push_via_api, push_via_registry, random_layer, registry_session
-from tests.test_api_repositories import error_of
 
 MiB = 1024 * 1024
 

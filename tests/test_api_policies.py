@@ -8,7 +8,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from ecr_emulator.core.policies import pretty
-from tests.test_api_repositories import error_of
+from tests.errors import error_of
 
 PULL = {
     "Version": "2008-10-17",

@@ -6,12 +6,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import ACCOUNT
+from tests.errors import error_of
 from tests.images import build_image, push_via_api
-
-
-def error_of(exc_info) -> tuple[str, str]:
-    err = exc_info.value.response["Error"]
-    return err["Code"], err["Message"]
 
 
 def test_create_returns_ecr_shaped_repository(ecr, server):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.errors import error_of
 from tests.images import (
     build_image,
     build_index,
@@ -19,7 +20,6 @@ from tests.lifecycle_world import (
     REPO,
     since,
 )
-from tests.test_api_repositories import error_of
 
 
 def test_transition_then_expire_from_the_archive(w):

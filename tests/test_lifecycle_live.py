@@ -15,6 +15,7 @@ import sys
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.errors import error_of
 from tests.images import (
     build_artifact,
     build_image,
@@ -31,7 +32,6 @@ from tests.lifecycle_world import (
     since,
     tagged,
 )
-from tests.test_api_repositories import error_of
 
 
 def run_example(w: World, images: dict, rules: list, expected: set[str]) -> None:

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
+from tests.errors import oci_error
 from tests.images import Blob, build_image, push_via_api, push_via_registry
-from tests.registry_util import oci_error
 
 pytestmark = pytest.mark.usefixtures("repo")
 

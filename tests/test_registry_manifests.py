@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tests.errors import oci_error
 from tests.images import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
@@ -18,7 +19,6 @@ from tests.images import (
     push_via_registry,
     sha,
 )
-from tests.registry_util import oci_error
 
 REPO = "wire/app"
 

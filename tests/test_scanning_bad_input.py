@@ -21,10 +21,6 @@ ZSTD_LAYER = "application/vnd.oci.image.layer.v1.tar+zstd"
 TAR_LAYER = "application/vnd.oci.image.layer.v1.tar"
 
 
-@pytest.fixture
-def repo(ecr):
-    ecr.create_repository(repositoryName="app")
-    return "app"
 
 
 def _python_files() -> dict[str, bytes | None]:

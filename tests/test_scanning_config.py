@@ -7,7 +7,7 @@ from botocore.exceptions import ClientError
 
 from ecr_emulator.core.scanning.configuration import filter_matches
 from tests.conftest import ACCOUNT
-from tests.test_api_repositories import error_of
+from tests.errors import error_of
 
 REPOS = ["prod", "repo-prod", "prod-repo", "repo-prod-repo", "prodrepo"]
 # ECR-BEHAVIOUR 8.2: without '*' a filter is a substring match; with '*' it must match the whole name.

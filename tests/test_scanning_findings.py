@@ -30,12 +30,6 @@ from tests.scan_images import (
 )
 
 
-@pytest.fixture
-def repo(ecr):
-    ecr.create_repository(repositoryName="app")
-    return "app"
-
-
 def _scan(ecr, server, repo, image):
     push_via_api(ecr, repo, image)
     result = scan_and_wait(ecr, server, repo, image.digest)

@@ -11,6 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import ACCOUNT, make_client
+from tests.errors import error_of
 from tests.images import build_artifact, build_image, build_index, push_via_api, push_via_registry, tar_layer
 from tests.scan_images import (
     ALPINE_320,
@@ -24,15 +25,10 @@ from tests.scan_images import (
     wait_for_scan,
 )
 from tests.server import start_server
-from tests.test_api_repositories import error_of
 
 ON_PUSH = [{"scanFrequency": "SCAN_ON_PUSH", "repositoryFilters": [{"filter": "scanned", "filterType": "WILDCARD"}]}]
 
 
-@pytest.fixture
-def repo(ecr):
-    ecr.create_repository(repositoryName="app")
-    return "app"
 
 
 def _id(image):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -27,6 +26,7 @@ OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 DISTRIBUTION = "/usr/bin/docker-registry"
 REGION = "us-east-1"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for tests.server
 
 # ---------------------------------------------------------------- targets and processes
 
@@ -89,38 +89,19 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float
 
 @contextmanager
 def ecr_emulator(workdir: Path) -> Iterator[tuple[Target, subprocess.Popen[bytes]]]:
-    """Start ``python -m ecr_emulator serve`` on port 0, create the repository, log in."""
-    import boto3
+    """Start ``python -m ecr_emulator serve`` on free ports as the test suite does, create the
+    repository, log in."""
+    from tests.server import make_client, start_server
 
-    log = workdir / "ecr-emulator.log"
-    env = dict(os.environ, ECR_EMULATOR_LOG_LEVEL=os.environ.get("ECR_EMULATOR_LOG_LEVEL", "warning"))
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ecr_emulator", "serve", "--host", "127.0.0.1", "--api-port", "0",
-             "--registry-port", "0", "--data-dir", str(workdir / "ecr-data")],
-            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-        )
+    live = start_server(workdir / "ecr-data",
+                        env={"ECR_EMULATOR_LOG_LEVEL": os.environ.get("ECR_EMULATOR_LOG_LEVEL", "warning")})
     try:
-        ports: dict[str, int] = {}
-        deadline = time.monotonic() + 60
-        while len(ports) < 2:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"ecr-emulator did not start:\n{log.read_text(errors='replace')}")
-            text = log.read_text(errors="replace")
-            for kind in ("API", "registry"):
-                m = re.findall(rf"ecr-emulator {kind} listening on http://[^:]+:(\d+)", text)
-                if m:
-                    ports[kind] = int(m[-1])
-            time.sleep(0.05)
-        api = f"http://127.0.0.1:{ports['API']}"
-        wait_http(f"{api}/_emulator/health", proc, log)
-        ecr = boto3.client("ecr", endpoint_url=api, region_name=REGION,
-                           aws_access_key_id="bench", aws_secret_access_key="bench")
+        ecr = make_client(live, access_key="bench", region=REGION)
         ecr.create_repository(repositoryName=REPO)
         token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
-        yield Target("ecr-emulator", "127.0.0.1", ports["registry"], {"Authorization": f"Basic {token}"}), proc
+        yield Target("ecr-emulator", "127.0.0.1", live.registry_port, {"Authorization": f"Basic {token}"}), live.process
     finally:
-        stop(proc)
+        live.stop()
 
 
 @contextmanager
