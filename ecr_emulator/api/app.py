@@ -36,9 +36,12 @@ def handle(services: Services, target: str | None, authorization: str | None, bo
         if not target or not target.startswith(protocol.TARGET_PREFIX):
             raise errors.UnknownOperationException(f"Unknown operation: {target!r}")
         op_name = target[len(protocol.TARGET_PREFIX):]
-        if op_name not in protocol.service_model().operation_names:
+        if op_name not in protocol.operation_names():
             raise errors.UnknownOperationException(f"Unknown operation {op_name!r}")
         principal, scope = identity.identify(services.settings, authorization)
+        op = OPERATIONS.get(op_name)
+        if op is None:  # the honest answer whatever the input: this operation is not built yet
+            raise errors.NotImplementedException(op_name)
         op_model = protocol.operation_model(op_name)
         params = protocol.validate_input(op_model, protocol.parse_body(body))
         registry_id = params.get("registryId")
@@ -49,9 +52,6 @@ def handle(services: Services, target: str | None, authorization: str | None, bo
                 f"ecr:{op_name} on resource: {resource} because no resource-based policy allows the "
                 f"ecr:{op_name} action"
             )
-        op = OPERATIONS.get(op_name)
-        if op is None:
-            raise errors.NotImplementedException(op_name)
         with services.unit(scope, principal, write=op.write) as ctx:
             result = op.fn(ctx, params)
         return protocol.serialize_output(op_model, result), 200, op_name

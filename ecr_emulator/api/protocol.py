@@ -30,8 +30,9 @@ def service_model() -> ServiceModel:
     return botocore.session.get_session().get_service_model("ecr")
 
 
-def operation_names() -> list[str]:
-    return list(service_model().operation_names)
+@functools.cache
+def operation_names() -> frozenset[str]:
+    return frozenset(service_model().operation_names)
 
 
 def operation_model(name: str) -> OperationModel:
