@@ -81,6 +81,9 @@ class JobRunner:
 
     def schedule_periodic(self) -> None:
         db, now = self.services.db, self.services.clock.now()
+        next_runs = dict(db.run(lambda s: list(s.execute(select(Schedule.name, Schedule.next_run_at)))))
+        if all(p.name in next_runs and now < next_runs[p.name] for p in PERIODIC.values()):
+            return  # nothing due: every poll of every thread need not take the write lock
 
         def tick(session) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
             due = []
@@ -102,16 +105,17 @@ class JobRunner:
 
     def claim(self) -> Job | None:
         now, real = self.services.clock.now(), time.time()
+        claimable = or_(
+            (Job.status == "pending") & (Job.run_after <= now),
+            (Job.status == "running") & (Job.locked_until < real),  # its worker's lease ran out
+        )
+        if self.services.db.run(lambda s: s.scalar(select(Job.id).where(claimable).limit(1))) is None:
+            return None  # a read tells; only a claim takes the write lock
 
         def take(session) -> Job | None:  # type: ignore[no-untyped-def]
             job = session.scalars(
                 select(Job)
-                .where(
-                    or_(
-                        (Job.status == "pending") & (Job.run_after <= now),
-                        (Job.status == "running") & (Job.locked_until < real),
-                    )
-                )
+                .where(claimable)
                 .order_by(Job.run_after, Job.id)
                 .limit(1)
                 .with_for_update(skip_locked=True)
