@@ -85,13 +85,17 @@ def drop_unreferenced_links(
     return len(rows)
 
 
-def delete_orphan_blobs(services: Services) -> int:
-    """Remove blobs that no repository links and no image references, bytes included."""
+def delete_orphan_blobs(services: Services, digests: list[str] | None = None) -> int:
+    """Remove blobs that no repository links and no image references, bytes included; only
+    among ``digests`` when the caller knows which blobs it just released."""
 
     def blobs(session: Session) -> int:
         linked = exists().where(RepositoryBlob.digest == Blob.digest)
         used = exists().where(ImageBlob.digest == Blob.digest)
-        rows = list(session.scalars(select(Blob).where(~linked, ~used)))
+        stmt = select(Blob).where(~linked, ~used)
+        if digests is not None:
+            stmt = stmt.where(Blob.digest.in_(digests))
+        rows = list(session.scalars(stmt))
         for row in rows:
             session.delete(row)
         session.flush()

@@ -48,10 +48,10 @@ def get(call: Call, name: str, reference: str) -> Response:
     if request.method == "GET" and query.needs_pull_record(found.last_pulled_at, now):
         with call.services.unit(call.caller.scope, call.caller.principal, write=True) as wctx:
             query.record_pulls(wctx, [found.image_id])
-    headers = {"Docker-Content-Digest": digest, "ETag": f'"{digest}"', "Content-Length": str(len(raw))}
+    headers = {"Docker-Content-Digest": digest, "ETag": f'"{digest}"'}
     body = b"" if request.method == "HEAD" else raw
     resp = Response(body, status=200, content_type=media_type, headers=headers)
-    resp.headers["Content-Length"] = str(len(raw))
+    resp.headers["Content-Length"] = str(len(raw))  # after the body is set: HEAD names the manifest's size
     return resp
 
 

@@ -117,7 +117,7 @@ def run_repository(services: Services, scope: Scope, name: str) -> RunResult:
     if released:
         services.db.run(lambda s: gc.drop_unreferenced_links(s, repository_id=repo_id, digests=released),
                         write=True)
-        gc.delete_orphan_blobs(services)
+        gc.delete_orphan_blobs(services, released)
     if result.expired or result.transitioned:
         log.info("lifecycle %s/%s %s: expired %d, archived %d", scope.account_id, scope.region, name,
                  len(result.expired), len(result.transitioned))
