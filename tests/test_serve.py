@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 
+import pytest
 import requests
 
 from ecr_emulator.config import SETTINGS
@@ -33,7 +34,6 @@ def test_environment_variables_configure_the_server(tmp_path):
         repo = ecr.create_repository(repositoryName="envy")["repository"]
         assert repo["registryId"] == "210987654321"
         assert repo["repositoryUri"] == "registry.example.test:443/envy"
-        assert "api ecr CreateRepository" not in live.log()  # sanity: log format below
         assert "api CreateRepository 200" in live.log()
     finally:
         live.stop()
@@ -68,11 +68,8 @@ def test_sigterm_drains_in_flight_requests(tmp_path):
     assert result["resp"].status_code == 202
     assert result["resp"].headers["Range"] == f"0-{10 * 1024 - 1}"
     # ...and new connections are refused once it has stopped
-    try:
+    with pytest.raises(requests.ConnectionError):
         requests.get(f"{live.api_url}/_emulator/health", timeout=2)
-        raise AssertionError("server still answering after SIGTERM")
-    except requests.ConnectionError:
-        pass
 
 
 def test_port_zero_prints_the_ports(tmp_path):
