@@ -91,7 +91,9 @@ class JobRunner:
                 interval = p.interval(self.services)
                 if insert_ignore(session, Schedule, {"name": p.name, "next_run_at": now + interval}):
                     continue
-                row = session.scalars(select(Schedule).where(Schedule.name == p.name).with_for_update()).one()
+                row = session.scalars(select(Schedule).where(Schedule.name == p.name).with_for_update()).first()
+                if row is None:  # a reset wiped it after our insert lost the race: the next poll recreates it
+                    continue
                 if now >= row.next_run_at:
                     row.next_run_at = now + interval
                     due.append((p.name, p.kind))
