@@ -38,35 +38,65 @@ def _base(call: Call) -> Response:
 
 
 NAME = r"(?P<name>[^?#]+?)"
-ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
-    (re.compile(r"^/v2/?$"), {"GET": _base, "HEAD": _base}),
-    (re.compile(r"^/v2/_catalog$"), {"GET": listing.catalog}),
-    (re.compile(rf"^/v2/{NAME}/tags/list$"), {"GET": listing.tags}),
-    (
-        re.compile(rf"^/v2/{NAME}/manifests/(?P<reference>[^/]+)$"),
-        {"GET": manifests.get, "HEAD": manifests.get, "PUT": manifests.put, "DELETE": manifests.delete},
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One method of one route: its handler, a stable name (for logs and metrics, never the raw
+    path) and the ECR action it needs (ECR-BEHAVIOUR 12.2; None for the base /v2/ check)."""
+
+    handler: Handler
+    name: str
+    action: str | None
+
+
+@dataclass(frozen=True)
+class Route:
+    pattern: re.Pattern[str]
+    methods: dict[str, Endpoint]
+
+
+def _route(pattern: str, **methods: tuple[Handler, str, str | None]) -> Route:
+    return Route(re.compile(pattern), {m: Endpoint(*spec) for m, spec in methods.items()})
+
+
+ROUTES: list[Route] = [
+    _route(r"^/v2/?$", GET=(_base, "base", None), HEAD=(_base, "base", None)),
+    _route(r"^/v2/_catalog$", GET=(listing.catalog, "catalog", "ecr:DescribeRepositories")),
+    _route(rf"^/v2/{NAME}/tags/list$", GET=(listing.tags, "tags_list", "ecr:ListImages")),
+    _route(
+        rf"^/v2/{NAME}/manifests/(?P<reference>[^/]+)$",
+        GET=(manifests.get, "manifest_get", "ecr:BatchGetImage"),
+        HEAD=(manifests.get, "manifest_head", "ecr:BatchGetImage"),
+        PUT=(manifests.put, "manifest_put", "ecr:PutImage"),
+        DELETE=(manifests.delete, "manifest_delete", "ecr:BatchDeleteImage"),
     ),
-    (re.compile(rf"^/v2/{NAME}/blobs/uploads/?$"), {"POST": uploads.start}),
-    (
-        re.compile(rf"^/v2/{NAME}/blobs/uploads/(?P<upload_id>[^/]+)$"),
-        {"GET": uploads.status, "PATCH": uploads.patch, "PUT": uploads.finish, "DELETE": uploads.cancel},
+    _route(rf"^/v2/{NAME}/blobs/uploads/?$", POST=(uploads.start, "upload_start", "ecr:InitiateLayerUpload")),
+    _route(
+        rf"^/v2/{NAME}/blobs/uploads/(?P<upload_id>[^/]+)$",
+        GET=(uploads.status, "upload_status", "ecr:UploadLayerPart"),
+        PATCH=(uploads.patch, "upload_patch", "ecr:UploadLayerPart"),
+        PUT=(uploads.finish, "upload_finish", "ecr:CompleteLayerUpload"),
+        DELETE=(uploads.cancel, "upload_cancel", "ecr:UploadLayerPart"),
     ),
-    (
-        re.compile(rf"^/v2/{NAME}/blobs/(?P<digest>[^/]+)$"),
-        {"GET": blobs.get, "HEAD": blobs.get, "DELETE": blobs.delete},
+    _route(
+        rf"^/v2/{NAME}/blobs/(?P<digest>[^/]+)$",
+        GET=(blobs.get, "blob_get", "ecr:GetDownloadUrlForLayer"),
+        HEAD=(blobs.get, "blob_head", "ecr:BatchCheckLayerAvailability"),
+        DELETE=(blobs.delete, "blob_delete", "ecr:BatchDeleteImage"),
     ),
-    (re.compile(rf"^/v2/{NAME}/referrers/(?P<digest>[^/]+)$"), {"GET": listing.referrers}),
+    _route(rf"^/v2/{NAME}/referrers/(?P<digest>[^/]+)$", GET=(listing.referrers, "referrers", "ecr:BatchGetImage")),
 ]
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
-def route(path: str, method: str) -> tuple[Handler | None, dict[str, str], bool]:
-    """(handler, path parameters, whether the path exists at all)."""
-    for pattern, methods in ROUTES:
-        m = pattern.match(path)
+def route(path: str, method: str) -> tuple[Endpoint | None, dict[str, str], bool]:
+    """(endpoint, path parameters, whether the path exists at all)."""
+    for r in ROUTES:
+        m = r.pattern.match(path)
         if m:
-            return methods.get(method), m.groupdict(), True
+            return r.methods.get(method), m.groupdict(), True
     return None, {}, False
 
 
@@ -76,18 +106,18 @@ def create_app(services: Services) -> Flask:
 
     def dispatch(path: str = "") -> Response:
         full = "/" + path
-        handler, params, known = route(full, request.method)
+        endpoint, params, known = route(full, request.method)
         try:
             if not known:
                 raise OciError("UNSUPPORTED", f"{request.method} {full} is not a registry API route")
             # who is asking comes first, as on ECR: an anonymous request learns nothing else
             caller = blobs.presigned_caller(services, request, params) or auth.authenticate(services, request)
-            if handler is None:
+            if endpoint is None:
                 raise OciError("UNSUPPORTED", f"{request.method} is not supported on {full}")
             name = params.get("name")
             if name is not None and not is_valid_repository_name(name):
                 raise OciError("NAME_INVALID", f"Invalid repository name '{name}'")
-            return handler(Call(services, caller), **params)
+            return endpoint.handler(Call(services, caller), **params)
         except auth.Unauthorized:
             return auth.challenge(services, services.hosts.scope_from_host(request.headers.get("Host")))
         except OciError as exc:
