@@ -58,6 +58,8 @@ SETTINGS: list[Setting] = [
     Setting("archive_restore_seconds", 1200.0, "seconds (emulator clock) an archived image stays ACTIVATING "
             "before it is ACTIVE again", float),
     Setting("control_api", True, "serve the test-control API under /_emulator on the API listener", bool),
+    Setting("control_token", "", "shared secret the test-control API then requires in an X-Emulator-Token "
+            "header (default: none; the API still refuses cross-site requests)"),
     Setting(
         "vulndb_seed",
         "auto",
@@ -97,6 +99,7 @@ class Settings:
     lifecycle_after_push: bool = True
     archive_restore_seconds: float = 1200.0
     control_api: bool = True
+    control_token: str = ""
     log_level: str = "info"
     vulndb_seed: str = "auto"
     scan_max_unpacked_bytes: int = 8 * 1024**3

@@ -13,6 +13,10 @@ from ecr_emulator.config import Settings
 from ecr_emulator.core import errors
 from ecr_emulator.core.naming import Principal, Scope
 
+# AWS region names (us-east-1, us-gov-west-1, eu-isoe-west-1, eusc-de-east-1...). A credential
+# scope naming anything else is refused as AWS refuses it, before the name is stored anywhere.
+ACCESS_KEY = re.compile(r"[A-Za-z0-9_+=,.@-]{1,128}")
+REGION = re.compile(r"[a-z]{2,4}(-[a-z]{1,10}){1,3}-[0-9]{1,2}")
 _CREDENTIAL = re.compile(r"Credential=(?P<key>[^/\s,]+)/(?P<date>\d{8})/(?P<region>[^/\s,]+)/(?P<service>[^/\s,]+)/")
 
 
@@ -34,6 +38,10 @@ def identify(settings: Settings, authorization: str | None) -> tuple[Principal, 
         raise errors.MissingAuthenticationTokenException(
             "Authorization header requires 'Credential' parameter of the form KEY/DATE/REGION/SERVICE/aws4_request"
         )
-    key = m["key"]
+    key, region = m["key"], m["region"]
+    if not ACCESS_KEY.fullmatch(key):
+        raise errors.UnrecognizedClientException()
+    if not REGION.fullmatch(region):
+        raise errors.InvalidSignatureException(f"Credential should be scoped to a valid region, not '{region}'. ")
     account = account_for_key(settings, key)
-    return Principal(account, key), Scope(account, m["region"])
+    return Principal(account, key), Scope(account, region)

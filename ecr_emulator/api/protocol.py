@@ -23,6 +23,12 @@ from botocore.model import OperationModel, ServiceModel, Shape
 from ecr_emulator.core import errors
 
 TARGET_PREFIX = "AmazonEC2ContainerRegistry_V20150921."
+# The largest request ECR takes is an UploadLayerPart of 20 MiB, base64-encoded in JSON.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+# Bounds what parsing a body may allocate: a 32 MiB body of tiny JSON values would otherwise
+# become several hundred MiB of Python objects. Counted as the bytes that open or separate
+# values; the largest real request (a 4 MiB manifest in PutImage) has a few thousand.
+MAX_JSON_SEPARATORS = 1_000_000
 
 
 @functools.cache
@@ -55,8 +61,14 @@ def _type_error(path: str, expected: str) -> errors.SerializationException:
 def parse_body(body: bytes) -> dict[str, Any]:
     if not body.strip():
         return {}
+    if sum(body.count(c) for c in (b"{", b"[", b",")) > MAX_JSON_SEPARATORS:
+        raise errors.SerializationException(
+            f"The request body holds more than {MAX_JSON_SEPARATORS} JSON values, more than any ECR request"
+        )
     try:
         data = json.loads(body)
+    except RecursionError as exc:
+        raise errors.SerializationException("The request body nests JSON too deeply") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise errors.SerializationException(f"Could not parse the request body as JSON: {exc}") from exc
     if not isinstance(data, dict):
@@ -88,6 +100,16 @@ def _validate_structure(shape: Shape, value: Any, path: str) -> dict[str, Any]:
     return out
 
 
+def _check_unicode(value: str, path: str) -> None:
+    """JSON may escape half of a surrogate pair (``"\\ud800"``), which is no character at all."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise errors.SerializationException(
+            f"'{path}' is not valid Unicode: it contains an unpaired surrogate escape"
+        ) from exc
+
+
 def _check_length(shape: Shape, length: int, path: str) -> None:
     meta = shape.metadata
     if "min" in meta and length < meta["min"]:
@@ -116,6 +138,10 @@ def _validate(shape: Shape, value: Any, path: str) -> Any:
     if kind == "string":
         if not isinstance(value, str):
             raise _type_error(path, "a string")
+        if not value.isascii():
+            _check_unicode(value, path)
+        if "\x00" in value:
+            raise errors.SerializationException(f"'{path}' contains a NUL character")
         _check_length(shape, len(value), path)
         if shape.enum and value not in shape.enum:
             raise _constraint(path, f"Member must satisfy enum value set: [{', '.join(shape.enum)}]")

@@ -13,6 +13,7 @@ one unpack from shared memory.
 from __future__ import annotations
 
 import fcntl
+import math
 import mmap
 import os
 import struct
@@ -22,6 +23,27 @@ from pathlib import Path
 
 _FORMAT = "<d"
 _SIZE = struct.calcsize(_FORMAT)
+MAX_EPOCH = 253402300799.0  # 9999-12-31T23:59:59Z: the last instant ECR's timestamps can name
+
+
+def _finite(value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("clock values must be numbers")
+    try:
+        out = float(value)
+    except OverflowError:
+        out = math.inf
+    if not math.isfinite(out):
+        raise ValueError("clock values must be finite numbers")
+    return out
+
+
+def _checked(epoch: float) -> float:
+    """A time the clock may show: finite and between 1970 and the year 9999."""
+    value = _finite(epoch)
+    if not 0 <= value <= MAX_EPOCH:
+        raise ValueError(f"the clock must stay between 0 and {MAX_EPOCH:.0f} (epoch seconds)")
+    return value
 
 
 class Clock:
@@ -43,7 +65,8 @@ class Clock:
     def _read_offset(self) -> float:
         if self._map is None:
             return self._offset
-        return struct.unpack_from(_FORMAT, self._map)[0]
+        offset = struct.unpack_from(_FORMAT, self._map)[0]
+        return offset if math.isfinite(offset) else 0.0  # a file written before values were checked
 
     def _update(self, change) -> float:  # type: ignore[no-untyped-def]
         """Apply ``change(old_offset) -> new_offset`` atomically across threads and processes."""
@@ -64,11 +87,20 @@ class Clock:
         return time.time() + self._read_offset()
 
     def set(self, epoch_seconds: float) -> float:
-        self._update(lambda _old: float(epoch_seconds) - time.time())
+        """Move the clock to ``epoch_seconds`` (ValueError for a time it cannot show)."""
+        target = _checked(epoch_seconds)
+        self._update(lambda _old: target - time.time())
         return self.now()
 
     def advance(self, seconds: float) -> float:
-        self._update(lambda old: old + float(seconds))
+        """Move the clock forward (or back) by ``seconds`` (ValueError past its range)."""
+        step = _finite(seconds)
+
+        def change(old: float) -> float:
+            _checked(time.time() + old + step)
+            return old + step
+
+        self._update(change)
         return self.now()
 
     def reset(self) -> float:

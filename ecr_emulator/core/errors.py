@@ -44,6 +44,44 @@ class UnknownOperationException(EcrError):
     pass
 
 
+class RequestTooLarge(EcrError):
+    """A body over the API's limit (HTTP 413), refused before any of it is parsed."""
+
+    http_status = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"Request body too large: the limit is {limit} bytes")
+
+    @property
+    def code(self) -> str:
+        return "SerializationException"
+
+
+class InvalidSignatureException(EcrError):
+    http_status = 403
+
+
+class UnrecognizedClientException(EcrError):
+    def __init__(self) -> None:
+        super().__init__("The security token included in the request is invalid.")
+
+
+class StorageFullException(EcrError):
+    """The data directory (or the database) has no room left: writes fail and say so."""
+
+    http_status = 500
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            f"ecr-emulator could not store the request's data: {detail}. Free space where its data "
+            "directory (or database) lives and try again; reads keep working meanwhile."
+        )
+
+    @property
+    def code(self) -> str:
+        return "ServerException"
+
+
 class MissingAuthenticationTokenException(EcrError):
     http_status = 403
 
@@ -267,6 +305,21 @@ class AccessDeniedException(EcrError):
 
 class BlobUnknown(EcrError):
     """A blob the repository does not hold (registry only; the API says LayersNotFound)."""
+
+
+def from_storage_failure(exc: BaseException) -> EcrError | None:
+    """The client-facing error for a failure of the disk or database underneath a request, or
+    None if ``exc`` is something else (a bug, reported as an internal error)."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFullException(f"no space left on device ({exc.filename or 'data directory'})")
+    orig = getattr(exc, "orig", None)
+    state = getattr(orig, "sqlstate", None)
+    text = str(orig if orig is not None else exc).lower()
+    if state in ("53100", "53400") or "database or disk is full" in text or "disk i/o error" in text:
+        return StorageFullException(f"the database could not write ({str(orig or exc).strip()})")
+    return None
 
 
 def all_error_classes() -> dict[str, type[EcrError]]:

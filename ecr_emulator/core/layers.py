@@ -109,10 +109,9 @@ def download_url(ctx: Context, repository_name: str, digest: str) -> str:
 
 
 def check_download_signature(ctx: Context, name: str, digest: str, expires: str, signature: str) -> bool:
-    try:
-        exp = int(expires)
-    except ValueError:
+    if not expires.isascii() or not expires.isdigit() or len(expires) > 12:
         return False
+    exp = int(expires)
     if exp < ctx.now:
         return False
     text = _sign_text(ctx.scope.account_id, ctx.scope.region, name, digest, exp)

@@ -34,6 +34,9 @@ FOREIGN_LAYERS = (
 )
 
 
+MAX_SIZE = 2**63  # sizes are signed 64-bit integers in ECR, in the OCI spec and in our tables
+
+
 def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -104,7 +107,7 @@ def _descriptor(obj: Any, where: str) -> Descriptor:
     digest, size, media_type = obj.get("digest"), obj.get("size"), obj.get("mediaType")
     if not isinstance(digest, str) or not DIGEST.fullmatch(digest):
         raise _invalid(f"Invalid digest at {where}")
-    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size < MAX_SIZE:
         raise _invalid(f"Invalid size at {where}")
     if media_type is not None and not isinstance(media_type, str):
         raise _invalid(f"Invalid mediaType at {where}")
@@ -147,10 +150,24 @@ def resolve_media_type(doc: dict[str, Any], declared: str | None) -> str:
     return media_type
 
 
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
 def parse(raw: bytes, declared_media_type: str | None = None) -> Manifest:
     try:
         doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        if b"\\u" in raw:  # an escape may stand for half a surrogate pair, which is no character
+            json.dumps(doc, ensure_ascii=False).encode("utf-8")
+            if b"\\u0000" in raw and _holds_nul(doc):  # nor may a string hold NUL (no column can)
+                raise ValueError("NUL character")
+    except (ValueError, UnicodeError, RecursionError) as exc:
         raise _invalid("Invalid JSON syntax") from exc
     if not isinstance(doc, dict):
         raise _invalid("Invalid JSON syntax")

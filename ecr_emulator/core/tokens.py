@@ -43,6 +43,11 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison that also takes text no signature could contain (non-ASCII)."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())
+
+
 def load_or_create_secret(configured: str, data_dir: Path) -> bytes:
     if configured:
         return configured.encode()
@@ -84,7 +89,7 @@ class TokenSigner:
 
     def verify_password(self, password: str, now: float) -> TokenClaims:
         payload, sep, signature = password.partition(".")
-        if not sep or not hmac.compare_digest(signature, self._sign(payload)):
+        if not sep or not _same(signature, self._sign(payload)):
             raise TokenError("signature does not match")
         try:
             claims = json.loads(_unb64(payload))
@@ -120,4 +125,4 @@ class TokenSigner:
         return self._sign(text)
 
     def check_url(self, text: str, signature: str) -> bool:
-        return hmac.compare_digest(signature, self._sign(text))
+        return _same(signature, self._sign(text))

@@ -28,20 +28,25 @@ STATUS = {
     "UNSUPPORTED": 405,
     "TOOMANYREQUESTS": 429,
     "RANGE_INVALID": 416,
+    "UNKNOWN": 500,  # Distribution's code for failures of the registry itself (a full disk)
 }
 
 
 class OciError(Exception):
-    def __init__(self, code: str, message: str, detail: Any = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, code: str, message: str, detail: Any = None, headers: dict[str, str] | None = None,
+                 status: int | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.detail = detail
         self.headers = headers or {}
+        self.status = status or STATUS[code]
 
-    @property
-    def status(self) -> int:
-        return STATUS[self.code]
+
+def http_oci_error(status: int, message: str) -> OciError:
+    """An HTTP-level refusal (bad method, bad request line, oversized body) as an OCI error."""
+    code = {405: "UNSUPPORTED", 413: "SIZE_INVALID", 416: "RANGE_INVALID"}.get(status, "UNSUPPORTED")
+    return OciError(code, message, status=status if 400 <= status < 500 else 400)
 
 
 # core exception -> OCI code. The message is the exception's own ECR wording unless overridden.
@@ -82,3 +87,4 @@ def response(err: OciError, method: str = "GET") -> Response:
     for k, v in err.headers.items():
         resp.headers[k] = v
     return resp
+

@@ -27,7 +27,7 @@ def _page_args() -> tuple[int, str | None]:
     raw_n = request.args.get("n")
     n = DEFAULT_PAGE
     if raw_n is not None:
-        if not raw_n.isdigit():
+        if not (raw_n.isascii() and raw_n.isdigit()) or len(raw_n) > 9:
             raise OciError("UNSUPPORTED", f"Invalid parameter at 'maxResults' failed to satisfy constraint: "
                                           f"'n must be a non-negative integer, got {raw_n!r}'")
         n = int(raw_n)
