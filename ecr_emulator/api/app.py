@@ -9,12 +9,14 @@ import uuid
 from typing import Any
 
 from flask import Flask, Response, request
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from ecr_emulator.api import control, identity, protocol
 from ecr_emulator.api.operations import OPERATIONS, load_all
 from ecr_emulator.core import errors
 from ecr_emulator.core.context import Services
 from ecr_emulator.core.naming import Scope, repository_arn
+from ecr_emulator.httpguard import guarded
 
 log = logging.getLogger("ecr_emulator.api")
 CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -29,15 +31,21 @@ def _json(body: dict[str, Any], status: int, request_id: str) -> Response:
     )
 
 
+def operation_of(target: str | None) -> str:
+    """The model operation an ``X-Amz-Target`` names (UnknownOperationException otherwise)."""
+    if not target or not target.startswith(protocol.TARGET_PREFIX):
+        raise errors.UnknownOperationException(f"Unknown operation: {target!r}")
+    op_name = target[len(protocol.TARGET_PREFIX):]
+    if op_name not in protocol.operation_names():
+        raise errors.UnknownOperationException(f"Unknown operation {op_name!r}")
+    return op_name
+
+
 def handle(services: Services, target: str | None, authorization: str | None, body: bytes) -> tuple[dict, int, str]:
     """One API call, start to finish. Returns (body, status, operation name)."""
     op_name = "-"
     try:
-        if not target or not target.startswith(protocol.TARGET_PREFIX):
-            raise errors.UnknownOperationException(f"Unknown operation: {target!r}")
-        op_name = target[len(protocol.TARGET_PREFIX):]
-        if op_name not in protocol.operation_names():
-            raise errors.UnknownOperationException(f"Unknown operation {op_name!r}")
+        op_name = operation_of(target)
         principal, scope = identity.identify(services.settings, authorization)
         op = OPERATIONS.get(op_name)
         if op is None:  # the honest answer whatever the input: this operation is not built yet
@@ -52,38 +60,61 @@ def handle(services: Services, target: str | None, authorization: str | None, bo
                 f"ecr:{op_name} on resource: {resource} because no resource-based policy allows the "
                 f"ecr:{op_name} action"
             )
-        with services.unit(scope, principal, write=op.write) as ctx:
-            result = op.fn(ctx, params)
+        result = services.run(scope, principal, lambda ctx: op.fn(ctx, params), write=op.write)
         return protocol.serialize_output(op_model, result), 200, op_name
     except errors.EcrError as exc:
         return protocol.error_body(exc), exc.http_status, op_name
-    except Exception:
+    except Exception as exc:
+        storage = errors.from_storage_failure(exc)
+        if storage is not None:
+            log.error("%s failed: %s", op_name, storage.message)
+            return protocol.error_body(storage), storage.http_status, op_name
         log.exception("internal error in %s", op_name)
         return {"__type": "ServerException", "message": "An internal error occurred in ecr-emulator."}, 500, op_name
 
 
-def create_app(services: Services) -> Flask:
+def read_body(stream) -> bytes:  # type: ignore[no-untyped-def]
+    """The request body, refused (413) past the limit whether or not the client sent a
+    Content-Length: a chunked body is never cut short and then executed."""
+    limit = protocol.MAX_BODY_BYTES
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise errors.RequestTooLarge(limit)
+    return data
+
+
+def create_app(services: Services):  # type: ignore[no-untyped-def]
+    """The API listener's WSGI app."""
     load_all()
     app = Flask("ecr_emulator.api")
-    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024  # a 20 MiB part, base64-encoded, fits
 
     @app.post("/")
     def dispatch() -> Response:
         started = time.perf_counter()
         request_id = str(uuid.uuid4())
-        body, status, op_name = handle(
-            services,
-            request.headers.get("X-Amz-Target"),
-            request.headers.get("Authorization"),
-            request.get_data(cache=False),
-        )
+        target = request.headers.get("X-Amz-Target")
+        try:
+            data = read_body(request.stream)
+        except errors.RequestTooLarge as exc:
+            return _json(protocol.error_body(exc), exc.http_status, request_id)
+        except ClientDisconnected:
+            return _json({"__type": "SerializationException", "message": "The request body ended early"}, 400,
+                         request_id)
+        body, status, op_name = handle(services, target, request.headers.get("Authorization"), data)
         log.info("api %s %d %.1fms", op_name, status, (time.perf_counter() - started) * 1000)
         return _json(body, status, request_id)
 
-    @app.errorhandler(413)
-    def too_large(_exc: Exception) -> Response:
-        return _json({"__type": "SerializationException", "message": "Request body too large"}, 413, str(uuid.uuid4()))
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        """Routing and protocol errors (unknown path, method, malformed request) in AWS's shape."""
+        code = exc.code or 400
+        shape = {404: "UnknownOperationException", 405: "UnknownOperationException"}.get(code, "SerializationException")
+        return _json({"__type": shape, "message": exc.description or exc.name}, code, str(uuid.uuid4()))
 
     if services.settings.control_api:
         app.register_blueprint(control.blueprint(services))
-    return app
+
+    def reject(status: int, message: str) -> Response:
+        return _json({"__type": "SerializationException", "message": message}, status, str(uuid.uuid4()))
+
+    return guarded(app, reject)

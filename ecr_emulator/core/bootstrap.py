@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from ecr_emulator.config import Settings
 from ecr_emulator.core.clock import Clock
 from ecr_emulator.core.context import Services
+from ecr_emulator.core.images.pulls import PullRecorder
 from ecr_emulator.core.naming import RegistryHosts, Scope
 from ecr_emulator.core.tokens import TokenSigner, load_or_create_secret
 from ecr_emulator.core.uploads import HASHERS
 from ecr_emulator.storage import migrate
 from ecr_emulator.storage.blobstore import FilesystemBlobStore
 from ecr_emulator.storage.db import Database
-from ecr_emulator.storage.models import Base
+from ecr_emulator.storage.models import Base, Upload
 
 
 def load_features() -> None:
@@ -39,6 +40,7 @@ def build_services(settings: Settings, *, upgrade: bool = True) -> Services:
         hosts=RegistryHosts(
             settings.default_registry_host(), Scope(settings.default_account, settings.default_region)
         ),
+        pulls=PullRecorder(db),
     )
     if upgrade:
         from ecr_emulator.core.vulndb import store as vulndb
@@ -48,13 +50,23 @@ def build_services(settings: Settings, *, upgrade: bool = True) -> Services:
 
 
 def reset_all(services: Services) -> None:
-    """Forget every repository, image, blob, job and setting of every account and region."""
+    """Forget every repository, image, blob, job and setting of every account and region.
+
+    Crash-safe: the rows go in one transaction, the bytes only after it committed (and only
+    those no row names by then, see ``gc``). A reset killed before the commit changed nothing;
+    one killed after it left only unrecorded files, which the next collection removes.
+    """
+    from ecr_emulator.core import gc
 
     def wipe(session) -> None:  # type: ignore[no-untyped-def]
         for table in reversed(Base.metadata.sorted_tables):
             if not table.info.get("keep_on_reset"):  # reference data (the vulnerability database)
                 session.execute(delete(table))
-        services.blobs.clear()
 
     services.db.run(wipe, write=True)
     HASHERS.clear()
+    live = set(services.db.run(lambda s: list(s.scalars(select(Upload.id)))))
+    for upload_id, _mtime in list(services.blobs.uploads()):
+        if upload_id not in live:
+            services.blobs.discard(upload_id)
+    gc.sweep_unrecorded_files(services)

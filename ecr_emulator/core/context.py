@@ -11,16 +11,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
 from ecr_emulator.config import Settings
 from ecr_emulator.core.clock import Clock
+from ecr_emulator.core.images.pulls import PullRecorder
 from ecr_emulator.core.naming import Principal, RegistryHosts, Scope
 from ecr_emulator.core.tokens import TokenSigner
 from ecr_emulator.storage.blobstore import BlobStore
-from ecr_emulator.storage.db import Database
+from ecr_emulator.storage.db import Database, retrying
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -31,11 +34,26 @@ class Services:
     clock: Clock
     tokens: TokenSigner
     hosts: RegistryHosts
+    pulls: PullRecorder
     job_runner: Any = None  # set by the server when background workers run in this process
 
     @property
     def default_scope(self) -> Scope:
         return Scope(self.settings.default_account, self.settings.default_region)
+
+    def run(self, scope: Scope, principal: Principal | None, fn: Callable[[Context], T], *,
+            write: bool = False) -> T:
+        """``fn(ctx)`` in one unit of work, run again from the start when the database reports
+        that a concurrent transaction got there first (a unique row created meanwhile, a
+        serialization failure, a deadlock): the second run sees the other writer's result and
+        answers as ECR would had the two requests queued. ``fn`` must keep its effects inside
+        the unit (database rows, and outside effects undone by ``on_rollback``)."""
+
+        def attempt() -> T:
+            with self.unit(scope, principal, write=write) as ctx:
+                return fn(ctx)
+
+        return retrying(attempt)
 
     @contextmanager
     def unit(self, scope: Scope, principal: Principal | None = None, write: bool = False) -> Iterator[Context]:

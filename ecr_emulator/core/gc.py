@@ -1,10 +1,19 @@
 """Garbage collection, online and driven by database references.
 
-What goes, in order: uploads nobody touched for ``upload_gc_age`` (on the emulator clock); staging files with no
-upload row; a repository's links to blobs that no image of that repository references, once
-they are that old too; and finally blobs nothing links or references at all, bytes included.
-Every deletion of bytes happens while the write transaction holds the lock a blob commit also
-needs, so a blob being re-uploaded at that moment is never lost.
+What goes, in order: uploads nobody touched for ``upload_gc_age`` (on the emulator clock);
+staging files with no upload row; a repository's links to blobs that no image of that
+repository references, once they are that old too; blob rows nothing links or references;
+and last the bytes of blobs that have no row.
+
+Two rules keep a concurrent push safe on every backend:
+
+- Links are dropped one repository at a time, holding the repository's row lock, the lock a
+  manifest push takes before it checks its blobs. A push either committed first (its image
+  references the blob, so the link stays) or runs after (and finds the layer missing).
+- Bytes are deleted only after the rows are gone and committed, one blob at a time under the
+  per-blob lock an upload commit also takes (``storage.sql.lock_blob``), and only if no row
+  names the blob by then. A blob uploaded again at that moment keeps its file; a collector
+  killed half-way leaves files without rows, which the next sweep removes.
 """
 
 from __future__ import annotations
@@ -18,10 +27,12 @@ from sqlalchemy.orm import Session
 from ecr_emulator.core import jobs
 from ecr_emulator.core.context import Services
 from ecr_emulator.core.uploads import HASHERS
-from ecr_emulator.storage.models import Blob, Image, ImageBlob, RepositoryBlob, Upload
+from ecr_emulator.storage.models import Blob, Image, ImageBlob, Repository, RepositoryBlob, Upload
+from ecr_emulator.storage.sql import lock_blob
 
 log = logging.getLogger(__name__)
 GC_INTERVAL = 600.0
+SWEEP_BATCH = 200
 
 
 def collect(services: Services) -> dict[str, int]:
@@ -49,33 +60,57 @@ def collect(services: Services) -> dict[str, int]:
             services.blobs.discard(upload_id)
             counts["orphan_files"] += 1
 
-    counts["links"] = services.db.run(lambda session: drop_unreferenced_links(session, cutoff=cutoff), write=True)
+    counts["links"] = drop_stale_links(services, cutoff)
     counts["blobs"] = delete_orphan_blobs(services)
+    counts["orphan_files"] += sweep_unrecorded_files(services)
     if any(counts.values()):
         log.info("garbage collected %s", counts)
     return counts
 
 
-def drop_unreferenced_links(
-    session: Session, *, cutoff: float | None = None, repository_id: int | None = None,
-    digests: list[str] | None = None,
-) -> int:
-    """Unlink blobs from repositories in which no image references them any more.
-
-    The collector passes an age ``cutoff`` (a freshly uploaded layer waits for its manifest);
-    lifecycle expiry passes the exact blobs of the images it just removed.
-    """
+def _unreferenced():  # type: ignore[no-untyped-def]
+    """RepositoryBlob rows no image of their repository references."""
     referenced = (
         exists()
         .where(ImageBlob.digest == RepositoryBlob.digest)
         .where(Image.id == ImageBlob.image_id)
         .where(Image.repository_id == RepositoryBlob.repository_id)
     )
-    stmt = select(RepositoryBlob).where(~referenced)
+    return ~referenced
+
+
+def drop_stale_links(services: Services, cutoff: float) -> int:
+    """Unlink old unreferenced blobs, one repository (and its lock) per transaction."""
+    repository_ids = services.db.run(lambda s: sorted(set(s.scalars(
+        select(RepositoryBlob.repository_id).where(_unreferenced(), RepositoryBlob.created_at < cutoff)
+    ))))
+    dropped = 0
+    for repository_id in repository_ids:
+
+        def drop(session: Session, repository_id: int = repository_id) -> int:
+            locked = session.scalars(
+                select(Repository.id).where(Repository.id == repository_id).with_for_update()
+            ).first()
+            if locked is None:
+                return 0  # deleted meanwhile; its links went with it
+            return drop_unreferenced_links(session, repository_id, cutoff=cutoff)
+
+        dropped += services.db.run(drop, write=True)
+    return dropped
+
+
+def drop_unreferenced_links(
+    session: Session, repository_id: int, *, cutoff: float | None = None, digests: list[str] | None = None,
+) -> int:
+    """Unlink blobs from one repository in which no image references them any more. The caller
+    holds the repository's row lock (``repositories.get(..., for_update=True)``).
+
+    The collector passes an age ``cutoff`` (a freshly uploaded layer waits for its manifest);
+    lifecycle expiry passes the exact blobs of the images it just removed.
+    """
+    stmt = select(RepositoryBlob).where(RepositoryBlob.repository_id == repository_id, _unreferenced())
     if cutoff is not None:
         stmt = stmt.where(RepositoryBlob.created_at < cutoff)
-    if repository_id is not None:
-        stmt = stmt.where(RepositoryBlob.repository_id == repository_id)
     if digests is not None:
         stmt = stmt.where(RepositoryBlob.digest.in_(digests))
     rows = list(session.scalars(stmt))
@@ -89,21 +124,52 @@ def delete_orphan_blobs(services: Services, digests: list[str] | None = None) ->
     """Remove blobs that no repository links and no image references, bytes included; only
     among ``digests`` when the caller knows which blobs it just released."""
 
-    def blobs(session: Session) -> int:
+    def rows(session: Session) -> list[str]:
         linked = exists().where(RepositoryBlob.digest == Blob.digest)
         used = exists().where(ImageBlob.digest == Blob.digest)
         stmt = select(Blob).where(~linked, ~used)
         if digests is not None:
             stmt = stmt.where(Blob.digest.in_(digests))
-        rows = list(session.scalars(stmt))
-        for row in rows:
+        gone = list(session.scalars(stmt))
+        for row in gone:
             session.delete(row)
         session.flush()
-        for row in rows:  # still inside the write transaction: see the module docstring
-            services.blobs.delete(row.digest)
-        return len(rows)
+        return [row.digest for row in gone]
 
-    return services.db.run(blobs, write=True)
+    removed = services.db.run(rows, write=True)
+    delete_unrecorded(services, removed)
+    return len(removed)
+
+
+def delete_unrecorded(services: Services, digests: list[str]) -> int:
+    """Delete the bytes of those ``digests`` that no blob row names, each under its blob lock."""
+    deleted = 0
+    for start in range(0, len(digests), SWEEP_BATCH):
+        batch = digests[start:start + SWEEP_BATCH]
+
+        def sweep(session: Session, batch: list[str] = batch) -> int:
+            count = 0
+            for digest in batch:
+                lock_blob(session, digest)
+                if session.get(Blob, digest) is None:
+                    services.blobs.delete(digest)
+                    count += 1
+            return count
+
+        deleted += services.db.run(sweep, write=True)
+    return deleted
+
+
+def sweep_unrecorded_files(services: Services) -> int:
+    """Bytes left without a row by a collector or reset that died after committing."""
+    stored = list(services.blobs.digests())
+    if not stored:
+        return 0
+    recorded: set[str] = set()
+    for start in range(0, len(stored), 1000):
+        chunk = stored[start:start + 1000]
+        recorded |= set(services.db.run(lambda s, c=chunk: list(s.scalars(select(Blob.digest).where(Blob.digest.in_(c))))))
+    return delete_unrecorded(services, [d for d in stored if d not in recorded])
 
 
 @jobs.handler("gc")

@@ -9,17 +9,18 @@ transaction; only the short commit step takes the write lock.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 from ecr_emulator.core import errors, repositories
 from ecr_emulator.core.context import Context, Services
 from ecr_emulator.core.naming import DIGEST
 from ecr_emulator.storage.models import Blob, Repository, RepositoryBlob, Upload
-from ecr_emulator.storage.sql import insert_ignore
+from ecr_emulator.storage.sql import insert_ignore, lock_blob
 
 PART_SIZE = 10 * 1024 * 1024  # what InitiateLayerUpload advertises (AWS CLI example)
 MIN_PART_SIZE = 5 * 1024 * 1024
@@ -72,8 +73,10 @@ class _Hashers:
 HASHERS = _Hashers()
 
 
-def get_upload(ctx: Context, repo: Repository, upload_id: str) -> Upload:
-    upload = ctx.session.get(Upload, upload_id)
+def get_upload(ctx: Context, repo: Repository, upload_id: str, *, for_update: bool = False) -> Upload:
+    """The upload, or UploadNotFound; ``for_update`` locks its row (PostgreSQL) so that parts of one
+    upload sent at the same moment are judged one after the other."""
+    upload = ctx.session.get(Upload, upload_id, with_for_update=for_update or None)
     if upload is None or upload.repository_id != repo.id or ctx.blobs.upload_size(upload_id) is None:
         raise errors.UploadNotFoundException(upload_id, repo.name, ctx.registry_id)
     return upload
@@ -88,12 +91,19 @@ def initiate(ctx: Context, repository_name: str) -> Upload:
     return upload
 
 
-def append(services: Services, upload_id: str, chunks: Iterable[bytes]) -> int:
-    """Stream ``chunks`` onto the staged upload, hashing as they pass. Returns the new size."""
+def append(
+    services: Services, upload_id: str, chunks: Iterable[bytes], check: Callable[[int], None] | None = None
+) -> int:
+    """Stream ``chunks`` onto the staged upload, hashing as they pass. Returns the new size.
+
+    ``check(size)`` sees the size before anything is written, while the upload is held, and
+    raises to refuse the write (a part that does not continue the upload where it stands)."""
     with HASHERS.exclusive(services, upload_id):
         size = services.blobs.upload_size(upload_id)
         if size is None:
             raise FileNotFoundError(upload_id)
+        if check is not None:
+            check(size)
         h = HASHERS.current(services, upload_id, size)
 
         def hashed() -> Iterator[bytes]:
@@ -152,7 +162,8 @@ def commit(ctx: Context, repo: Repository, upload: Upload, expected: str, *, exi
                 raise errors.InvalidLayerException(
                     f"The layer digest '{expected}' does not match the digest of the uploaded bytes '{actual}'"
                 )
-            if is_linked(ctx, repo, expected) and not exists_ok:
+            lock_blob(ctx.session, expected)
+            if not exists_ok and is_linked(ctx, repo, expected) and ctx.blobs.size(expected) is not None:
                 raise errors.LayerAlreadyExistsException(
                     f"The layer with digest '{expected}' already exists in the repository with name "
                     f"'{repo.name}' in the registry with id '{ctx.registry_id}'"
@@ -181,40 +192,56 @@ def upload_part(
     ctx: Context, repository_name: str, upload_id: str, first: int, last: int, data: bytes
 ) -> int:
     repo = repositories.get(ctx, repository_name)
-    upload = get_upload(ctx, repo, upload_id)
-    size = ctx.blobs.upload_size(upload_id) or 0  # get_upload saw the staging file; 0 if it just vanished
+    upload = get_upload(ctx, repo, upload_id, for_update=True)
+    before = 0
 
-    def invalid(message: str) -> errors.InvalidLayerPartException:
+    def invalid(message: str, size: int) -> errors.InvalidLayerPartException:
         return errors.InvalidLayerPartException(
             message, registry_id=ctx.registry_id, name=repo.name, upload_id=upload_id, last_valid=max(size - 1, 0)
         )
 
-    if first != size:
-        raise invalid(
-            f"The part's first byte {first} does not follow the last byte received {size - 1}"
-            if size else f"The first part must start at byte 0, not {first}"
-        )
-    if last < first or len(data) != last - first + 1:
-        raise invalid(
-            f"The part's byte range {first}-{last} does not match the {len(data)} bytes of layerPartBlob"
-        )
-    if upload.parts >= MAX_PARTS:
-        raise errors.LimitExceededException(f"An upload may not have more than {MAX_PARTS} parts.")
+    def continues(size: int) -> None:
+        """Judged against the staged size while the upload is held: two parts sent at once
+        cannot both start at the same byte."""
+        nonlocal before
+        before = size
+        if first != size:
+            raise invalid(
+                f"The part's first byte {first} does not follow the last byte received {size - 1}"
+                if size else f"The first part must start at byte 0, not {first}", size
+            )
+        if last < first or len(data) != last - first + 1:
+            raise invalid(
+                f"The part's byte range {first}-{last} does not match the {len(data)} bytes of layerPartBlob", size
+            )
+        if upload.parts >= MAX_PARTS:
+            raise errors.LimitExceededException(f"An upload may not have more than {MAX_PARTS} parts.")
+
+    services, held = ctx.services, []
+
+    def undo() -> None:
+        """The part's bytes must not outlive a failure, even one half-way through writing them;
+        bytes another part appended since are left alone."""
+        if not held:
+            return
+        with contextlib.suppress(FileNotFoundError), HASHERS.exclusive(services, upload_id):
+            if (services.blobs.upload_size(upload_id) or 0) <= before + len(data):
+                services.blobs.truncate_upload(upload_id, before)
+
+    ctx.on_rollback.append(undo)
+    append(ctx.services, upload_id, [data], check=lambda size: (continues(size), held.append(True)))
     if upload.parts > 0 and upload.last_part_size < MIN_PART_SIZE:
         upload.small_part_seen = True
     upload.parts += 1
     upload.last_part_size = len(data)
     upload.updated_at = ctx.now
     ctx.session.flush()
-    blobs = ctx.blobs
-    ctx.on_rollback.append(lambda: blobs.truncate_upload(upload_id, size))  # bytes must not outlive a failure
-    append(ctx.services, upload_id, [data])
     return last
 
 
 def complete(ctx: Context, repository_name: str, upload_id: str, digests: list[str]) -> str:
-    repo = repositories.get(ctx, repository_name)
-    upload = get_upload(ctx, repo, upload_id)
+    repo = repositories.get(ctx, repository_name, for_update=True)
+    upload = get_upload(ctx, repo, upload_id, for_update=True)
     if upload.parts == 0 or not ctx.blobs.upload_size(upload_id):
         raise errors.EmptyUploadException(f"The upload with id '{upload_id}' does not contain any layer parts.")
     if upload.small_part_seen:

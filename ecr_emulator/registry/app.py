@@ -11,18 +11,22 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
 
 from ecr_emulator.core import errors
-from ecr_emulator.core.context import Services
+from ecr_emulator.core.context import Context, Services
 from ecr_emulator.core.naming import is_valid_repository_name
+from ecr_emulator.httpguard import guarded, loggable
 from ecr_emulator.registry import auth, blobs, listing, manifests, uploads
-from ecr_emulator.registry.errors import OciError, from_core, response
+from ecr_emulator.registry.errors import OciError, from_core, http_oci_error, response
 
 log = logging.getLogger("ecr_emulator.registry")
 
 Handler = Callable[..., Response]
+T = TypeVar("T")
 
 
 @dataclass
@@ -31,6 +35,11 @@ class Call:
 
     services: Services
     caller: auth.Caller
+
+    def run(self, fn: Callable[[Context], T], *, write: bool = False) -> T:
+        """``fn(ctx)`` in one unit of work of the caller's registry (run again if a concurrent
+        writer got in the way: ``Services.run``)."""
+        return self.services.run(self.caller.scope, self.caller.principal, fn, write=write)
 
 
 def _base(call: Call) -> Response:
@@ -100,7 +109,8 @@ def route(path: str, method: str) -> tuple[Endpoint | None, dict[str, str], bool
     return None, {}, False
 
 
-def create_app(services: Services) -> Flask:
+def create_app(services: Services):  # type: ignore[no-untyped-def]
+    """The registry listener's WSGI app."""
     app = Flask("ecr_emulator.registry")
     app.url_map.strict_slashes = False
 
@@ -133,15 +143,22 @@ def create_app(services: Services) -> Flask:
         resp.headers["Docker-Distribution-Api-Version"] = "registry/2.0"
         return resp
 
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        """What the framework refuses itself (an unknown method, a malformed request)."""
+        return response(http_oci_error(exc.code or 400, exc.description or exc.name), request.method)
+
     @app.errorhandler(Exception)
     def internal(exc: Exception) -> Response:
+        storage = errors.from_storage_failure(exc)
+        if storage is not None:
+            log.error("%s %s failed: %s", request.method, request.path, storage.message)
+            return response(OciError("UNKNOWN", storage.message, status=507), request.method)
         log.exception("internal error on %s %s", request.method, request.path)
-        err = OciError("UNSUPPORTED", "An internal error occurred in ecr-emulator.")
-        resp = response(err, request.method)
-        resp.status_code = 500
-        return resp
+        err = OciError("UNKNOWN", "An internal error occurred in ecr-emulator.", status=500)
+        return response(err, request.method)
 
-    return _logged(app)
+    return _logged(guarded(app, lambda status, message: response(http_oci_error(status, message))))
 
 
 def _logged(app: Flask):  # type: ignore[no-untyped-def]
@@ -155,7 +172,7 @@ def _logged(app: Flask):  # type: ignore[no-untyped-def]
             log.info(
                 "registry %s %s %s %.1fms",
                 environ.get("REQUEST_METHOD"),
-                environ.get("PATH_INFO"),
+                loggable(environ.get("PATH_INFO", "")),
                 status.split(" ", 1)[0],
                 (time.perf_counter() - started) * 1000,
             )

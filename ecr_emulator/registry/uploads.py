@@ -4,7 +4,7 @@ cancel and cross-repository mount. Request bodies are streamed to staging, never
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from flask import Response, request
@@ -12,6 +12,7 @@ from flask import Response, request
 from ecr_emulator.core import errors, repositories, settings_store, uploads
 from ecr_emulator.core.context import Context
 from ecr_emulator.core.naming import DIGEST
+from ecr_emulator.registry.body import BodyUnreadable, body_chunks, content_length
 from ecr_emulator.registry.errors import OciError
 
 if TYPE_CHECKING:
@@ -44,59 +45,57 @@ def _created(name: str, digest: str) -> Response:
     )
 
 
-def _body_chunks() -> Iterator[bytes]:
-    stream = request.stream
-    while True:
-        chunk = stream.read(CHUNK)
-        if not chunk:
-            return
-        yield chunk
-
-
 def _has_body() -> bool:
-    length = request.headers.get("Content-Length")
+    length = content_length()
     if length is not None:
-        return int(length) > 0 if length.isdigit() else False
+        return length > 0
     return "chunked" in request.headers.get("Transfer-Encoding", "").lower()
 
 
 def _open_upload(call: Call, name: str, upload_id: str) -> None:
-    with call.services.unit(call.caller.scope, call.caller.principal) as ctx:
-        repo = repositories.get(ctx, name)
-        uploads.get_upload(ctx, repo, upload_id)
+    call.run(lambda ctx: uploads.get_upload(ctx, repositories.get(ctx, name), upload_id))
 
 
-def _stream_in(call: Call, name: str, upload_id: str) -> int:
+def _stream_in(call: Call, name: str, upload_id: str, check: Callable[[int], None] | None = None) -> int:
     try:
-        size = uploads.append(call.services, upload_id, _body_chunks())
+        size = uploads.append(call.services, upload_id, body_chunks(CHUNK), check)
     except FileNotFoundError as exc:
         raise OciError("BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry") from exc
-    with call.services.unit(call.caller.scope, call.caller.principal, write=True) as ctx:
-        uploads.touch(ctx, repositories.get(ctx, name), upload_id)
+    except BodyUnreadable as exc:
+        raise OciError("BLOB_UPLOAD_INVALID", f"The request body could not be read: {exc}. Bytes received "
+                       "before the fault are kept; resume the upload from the offset GET reports.") from exc
+    call.run(lambda ctx: uploads.touch(ctx, repositories.get(ctx, name), upload_id), write=True)
     return size
 
 
 def _commit(call: Call, name: str, upload_id: str, digest: str) -> Response:
     if not DIGEST.fullmatch(digest):
         raise OciError("DIGEST_INVALID", f"Invalid digest '{digest}'")
-    with call.services.unit(call.caller.scope, call.caller.principal, write=True) as ctx:
+
+    def commit(ctx: Context) -> None:
         repo = repositories.get(ctx, name, for_update=True)
-        upload = uploads.get_upload(ctx, repo, upload_id)
-        uploads.commit(ctx, repo, upload, digest, exists_ok=True)
+        uploads.commit(ctx, repo, uploads.get_upload(ctx, repo, upload_id, for_update=True), digest, exists_ok=True)
+
+    call.run(commit, write=True)
     return _created(name, digest)
 
 
 def start(call: Call, name: str) -> Response:
     mount, source = request.args.get("mount"), request.args.get("from")
     digest = request.args.get("digest")
-    with call.services.unit(call.caller.scope, call.caller.principal, write=True) as ctx:
+
+    def begin(ctx: Context) -> str | None:
         if mount and source and _try_mount(ctx, name, mount, source):
-            return _created(name, mount)
-        upload = uploads.initiate(ctx, name)
+            return None
+        return uploads.initiate(ctx, name).id
+
+    upload_id = call.run(begin, write=True)
+    if upload_id is None:
+        return _created(name, mount)
     if digest is not None:  # monolithic upload: POST ?digest= with the whole blob as body
-        _stream_in(call, name, upload.id)
-        return _commit(call, name, upload.id, digest)
-    return _progress(name, upload.id, 0)
+        _stream_in(call, name, upload_id)
+        return _commit(call, name, upload_id, digest)
+    return _progress(name, upload_id, 0)
 
 
 def _try_mount(ctx: Context, name: str, digest: str, source: str) -> bool:
@@ -128,25 +127,27 @@ def status(call: Call, name: str, upload_id: str) -> Response:
 
 def patch(call: Call, name: str, upload_id: str) -> Response:
     _open_upload(call, name, upload_id)
-    size = call.services.blobs.upload_size(upload_id) or 0
     content_range = request.headers.get("Content-Range")
+    check = None
     if content_range:
         m = _CONTENT_RANGE.match(content_range.strip())
         if not m:
             raise OciError("BLOB_UPLOAD_INVALID", f"Malformed Content-Range '{content_range}'")
         first, last = int(m[1]), int(m[2])
-        if first != size or last < first:
-            raise OciError(
-                "RANGE_INVALID",
-                f"Content-Range {first}-{last} does not continue the upload at byte {size}",
-                headers={"Location": _location(name, upload_id), "Range": f"0-{max(size - 1, 0)}",
-                         "Docker-Upload-UUID": upload_id},
-            )
-        length = request.headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) != last - first + 1:
-            raise OciError("RANGE_INVALID", "Content-Length does not match Content-Range",
-                           headers={"Range": f"0-{max(size - 1, 0)}"})
-    new_size = _stream_in(call, name, upload_id)
+        length = content_length()
+
+        def check(size: int) -> None:
+            """Judged while the upload is held, so two chunks cannot both claim the same offset."""
+            held = {"Location": _location(name, upload_id), "Range": f"0-{max(size - 1, 0)}",
+                    "Docker-Upload-UUID": upload_id}
+            if first != size or last < first:
+                raise OciError("RANGE_INVALID",
+                               f"Content-Range {first}-{last} does not continue the upload at byte {size}",
+                               headers=held)
+            if length is not None and length != last - first + 1:
+                raise OciError("RANGE_INVALID", "Content-Length does not match Content-Range", headers=held)
+
+    new_size = _stream_in(call, name, upload_id, check)
     return _progress(name, upload_id, new_size)
 
 
@@ -164,7 +165,9 @@ def finish(call: Call, name: str, upload_id: str) -> Response:
 
 
 def cancel(call: Call, name: str, upload_id: str) -> Response:
-    with call.services.unit(call.caller.scope, call.caller.principal, write=True) as ctx:
+    def drop(ctx: Context) -> None:
         repo = repositories.get(ctx, name)
-        uploads.cancel(ctx, repo, uploads.get_upload(ctx, repo, upload_id))
+        uploads.cancel(ctx, repo, uploads.get_upload(ctx, repo, upload_id, for_update=True))
+
+    call.run(drop, write=True)
     return Response(status=204, headers={"Content-Length": "0"})

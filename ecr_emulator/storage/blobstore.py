@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shutil
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -31,9 +30,8 @@ class BlobStore(Protocol):
     def uploads(self) -> Iterator[tuple[str, float]]: ...
     def size(self, digest: str) -> int | None: ...
     def open(self, digest: str) -> BinaryIO: ...
-    def put(self, digest: str, data: bytes) -> None: ...
     def delete(self, digest: str) -> None: ...
-    def clear(self) -> None: ...
+    def digests(self) -> Iterator[str]: ...
 
 
 class FilesystemBlobStore:
@@ -142,19 +140,16 @@ class FilesystemBlobStore:
     def open(self, digest: str) -> BinaryIO:
         return open(self._blob_path(digest), "rb")
 
-    def put(self, digest: str, data: bytes) -> None:
-        dst = self._blob_path(digest)
-        if dst.exists():
-            return
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(dst.name + f".{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, dst)
-
     def delete(self, digest: str) -> None:
         self._blob_path(digest).unlink(missing_ok=True)
 
-    def clear(self) -> None:
-        for sub in (self.blob_root, self.upload_root):
-            shutil.rmtree(sub, ignore_errors=True)
-            sub.mkdir(parents=True, exist_ok=True)
+    def digests(self) -> Iterator[str]:
+        """Every stored blob (the garbage collector compares them with the database)."""
+        for algo in os.scandir(self.blob_root):
+            if not algo.is_dir():
+                continue
+            for prefix in os.scandir(algo.path):
+                if prefix.is_dir():
+                    for entry in os.scandir(prefix.path):
+                        if entry.is_file() and entry.name.startswith(prefix.name):
+                            yield f"{algo.name}:{entry.name}"

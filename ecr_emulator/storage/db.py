@@ -10,6 +10,7 @@ same code runs with ordinary transactions; writers serialise per repository with
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,13 +18,17 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
 
 _WRITE = "ecr_write"
 _BUSY_RETRIES = 5
+# PostgreSQL SQLSTATEs after which the same transaction, run again, gets a consistent answer:
+# unique and foreign-key violations (a concurrent writer created or removed the row first),
+# serialization failures and deadlocks.
+_RETRYABLE_PG_STATES = {"23505", "23503", "40001", "40P01"}
 
 
 class Database:
@@ -58,23 +63,46 @@ class Database:
                 session.close()
 
     def run(self, fn, write: bool = False):  # type: ignore[no-untyped-def]
-        """Run ``fn(session)`` in a transaction, retrying when SQLite reports a busy database.
+        """Run ``fn(session)`` in a transaction, again when a concurrent writer got in the way
+        (``is_retryable``). Only transactions without effects outside the database may be run
+        this way."""
+        return retrying(lambda: self._once(fn, write))
 
-        Only transactions that hold no effects outside the database may be retried this way.
-        """
-        for attempt in range(_BUSY_RETRIES):
-            try:
-                with self.transaction(write=write) as session:
-                    return fn(session)
-            except OperationalError as exc:
-                if not _is_busy(exc) or attempt == _BUSY_RETRIES - 1:
-                    raise
-                log.warning("database busy, retrying (%s)", exc)
-                time.sleep(0.05 * (attempt + 1))
-        raise AssertionError("unreachable")
+    def _once(self, fn, write: bool):  # type: ignore[no-untyped-def]
+        with self.transaction(write=write) as session:
+            return fn(session)
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def retrying(attempt, on_retry=None):  # type: ignore[no-untyped-def]
+    """Call ``attempt()`` until it returns, repeating it (after ``on_retry()``) while it fails
+    with a retryable database error; the last failure propagates."""
+    for n in range(_BUSY_RETRIES):
+        try:
+            return attempt()
+        except DBAPIError as exc:
+            if not is_retryable(exc) or n == _BUSY_RETRIES - 1:
+                raise
+            log.info("transaction met a concurrent writer, running it again (%s)", type(exc.orig).__name__)
+            if on_retry is not None:
+                on_retry()
+            time.sleep(random.uniform(0.005, 0.03) * (n + 1))
+    raise AssertionError("unreachable")
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether ``exc`` means "a concurrent transaction got there first": running the whole unit
+    of work again sees that transaction's result and answers as if the two had queued."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if state is not None:
+        return state in _RETRYABLE_PG_STATES
+    if isinstance(exc, OperationalError):
+        return _is_busy(exc)
+    return isinstance(exc, IntegrityError) and "constraint failed" in str(exc.orig).lower()
 
 
 def _is_busy(exc: OperationalError) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -18,3 +19,15 @@ def insert_ignore(session: Session, model: type, values: dict[str, Any]) -> bool
     module = postgresql if dialect == "postgresql" else sqlite
     stmt = module.insert(model).values(**values).on_conflict_do_nothing()
     return session.execute(stmt).rowcount > 0
+
+
+def lock_blob(session: Session, digest: str) -> None:
+    """Hold ``digest`` against every other transaction touching its bytes until this one ends.
+
+    A blob's bytes are placed (upload commit) and removed (garbage collection, reset) by
+    transactions that must not interleave: the remover checks that no row names the blob
+    before deleting the file, the placer inserts the row and moves the file in. SQLite's single
+    writer already serialises them; PostgreSQL takes a transaction-scoped advisory lock.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": "blob:" + digest})

@@ -89,6 +89,7 @@ def _indexes_since(ctx: Context, repo: Repository, last_seen: int) -> bool:
 
 def run_repository(services: Services, scope: Scope, name: str) -> RunResult:
     result = RunResult(name)
+    services.pulls.flush()  # pulls through this process count for sinceImagePulled at once
     with services.unit(scope, write=True) as ctx:
         repo = repositories.get(ctx, name, for_update=True)
         if repo.lifecycle_policy_text is None:
@@ -101,7 +102,7 @@ def run_repository(services: Services, scope: Scope, name: str) -> RunResult:
     released: list[str] = []
     for start in range(0, len(actions), BATCH):
         with services.unit(scope, write=True) as ctx:
-            repo = ctx.session.get(Repository, repo_id)
+            repo = ctx.session.scalars(select(Repository).where(Repository.id == repo_id).with_for_update()).first()
             if repo is None:
                 break
             new_indexes = _indexes_since(ctx, repo, last_seen)
@@ -110,13 +111,16 @@ def run_repository(services: Services, scope: Scope, name: str) -> RunResult:
                 select(Image).where(Image.id.in_([a.image.id for a in batch]))
                 .options(selectinload(Image.tags), selectinload(Image.blobs), selectinload(Image.children))
             ))
+            batch_blobs: list[str] = []
             with ctx.session.no_autoflush:  # one flush per batch, not one per image
                 for action in batch:
-                    released += _apply(ctx, repo, action, result, new_indexes)
+                    batch_blobs += _apply(ctx, repo, action, result, new_indexes)
+            if batch_blobs:  # in the same transaction: a run killed after it leaves no link behind
+                ctx.session.flush()
+                gc.drop_unreferenced_links(ctx.session, repo_id, digests=batch_blobs)
+            released += batch_blobs
             del loaded
     if released:
-        services.db.run(lambda s: gc.drop_unreferenced_links(s, repository_id=repo_id, digests=released),
-                        write=True)
         gc.delete_orphan_blobs(services, released)
     if result.expired or result.transitioned:
         log.info("lifecycle %s/%s %s: expired %d, archived %d", scope.account_id, scope.region, name,

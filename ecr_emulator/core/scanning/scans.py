@@ -67,8 +67,11 @@ def on_push(ctx: Context, repo: Repository, image: Image) -> None:
 
 
 def start(ctx: Context, repository_name: str, image_id: dict[str, Any]) -> dict[str, Any]:
-    """StartImageScan (basic scanning only; ENHANCED registries are scanned by Inspector's rules)."""
-    repo = repositories.get(ctx, repository_name)
+    """StartImageScan (basic scanning only; ENHANCED registries are scanned by Inspector's rules).
+
+    The repository lock makes scans of one image started at the same moment take turns, so the
+    daily quota sees each of them."""
+    repo = repositories.get(ctx, repository_name, for_update=True)
     image = lookup.require(ctx, repo, image_id)
     if image.status != "ACTIVE":
         raise errors.ImageArchivedException(
