@@ -137,6 +137,8 @@ class EmulatorServer(BaseApplication):
         from ecr_emulator.core.jobs import JobRunner
 
         services = self.services
+        if services is not None:
+            services.pulls.start()
         if services is not None and self.settings.job_workers > 0:
             runner = JobRunner(services)
             services.job_runner = runner
@@ -145,6 +147,8 @@ class EmulatorServer(BaseApplication):
     def _worker_exit(self, server, worker) -> None:  # type: ignore[no-untyped-def]
         if self.services is not None and self.services.job_runner is not None:
             self.services.job_runner.stop()
+        if self.services is not None:
+            self.services.pulls.stop()
 
 
 def serve(settings: Settings) -> int:

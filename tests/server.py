@@ -121,3 +121,16 @@ def make_client(server: LiveServer, access_key: str = "testing", region: str = "
         aws_access_key_id=access_key,
         aws_secret_access_key="testing",
     )
+
+
+def eventually(probe, timeout: float = 5.0, interval: float = 0.05):  # type: ignore[no-untyped-def]
+    """``probe()``'s first truthy value within ``timeout`` seconds (AssertionError otherwise), for
+    facts the server writes behind the request, such as pull times."""
+    deadline = time.time() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.time() > deadline:
+            raise AssertionError(f"not true after {timeout}s: {probe}")
+        time.sleep(interval)

@@ -20,6 +20,7 @@ from tests.images import (
     sha,
     upload_blob_via_api,
 )
+from tests.server import eventually
 
 
 def test_digest_is_sha256_of_exact_bytes_and_size_is_config_plus_layers(ecr, repo):
@@ -210,11 +211,11 @@ def test_batch_get_image(ecr, repo):
 def test_batch_get_image_records_pull_time(ecr, repo, server):
     push_via_api(ecr, repo, build_image(), "v1")
     ecr.batch_get_image(repositoryName=repo, imageIds=[{"imageTag": "v1"}])
-    first = ecr.describe_images(repositoryName=repo)["imageDetails"][0]["lastRecordedPullTime"]
+    first = eventually(lambda: ecr.describe_images(repositoryName=repo)["imageDetails"][0].get("lastRecordedPullTime"))
     server.advance_clock(86400 * 3)
     ecr.batch_get_image(repositoryName=repo, imageIds=[{"imageTag": "v1"}])
-    second = ecr.describe_images(repositoryName=repo)["imageDetails"][0]["lastRecordedPullTime"]
-    assert (second - first).total_seconds() >= 86400 * 3
+    eventually(lambda: (ecr.describe_images(repositoryName=repo)["imageDetails"][0]["lastRecordedPullTime"]
+                        - first).total_seconds() >= 86400 * 3)
 
 
 def test_batch_get_image_accepted_media_types_converts_oci_to_docker(ecr, repo):

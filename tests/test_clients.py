@@ -21,6 +21,7 @@ from tests.images import (
     tar_layer,
     write_oci_layout,
 )
+from tests.server import eventually
 
 pytestmark = pytest.mark.clients
 
@@ -84,7 +85,7 @@ def test_skopeo_push_inspect_pull_roundtrip(skopeo, server, ecr, tmp_path):
         assert (tmp_path / "dst" / "blobs" / "sha256" / blob.digest.split(":")[1]).read_bytes() == blob.data
     tags = json.loads(skopeo("list-tags", "--tls-verify=false", f"docker://{server.registry}/my-app/api"))
     assert tags["Tags"] == ["v1"]
-    assert ecr.describe_images(repositoryName="my-app/api")["imageDetails"][0].get("lastRecordedPullTime")
+    eventually(lambda: ecr.describe_images(repositoryName="my-app/api")["imageDetails"][0].get("lastRecordedPullTime"))
 
 
 def test_skopeo_copy_all_multi_arch(skopeo, server, ecr, tmp_path):
@@ -180,8 +181,7 @@ def test_podman_pull_and_push(podman, reg, server, ecr):
     layers = ecr.batch_check_layer_availability(repositoryName="copy", layerDigests=wanted)["layers"]
     assert sorted(layer["layerDigest"] for layer in layers) == sorted(wanted)
     assert pushed["imageSizeInBytes"] == manifest["config"]["size"] + sum(x["size"] for x in manifest["layers"])
-    pulled = ecr.describe_images(repositoryName="my-app/api")["imageDetails"][0]
-    assert "lastRecordedPullTime" in pulled
+    eventually(lambda: "lastRecordedPullTime" in ecr.describe_images(repositoryName="my-app/api")["imageDetails"][0])
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from tests.lifecycle_world import (
     REPO,
     since,
 )
+from tests.server import eventually
 
 
 def test_transition_then_expire_from_the_archive(w):
@@ -58,6 +59,8 @@ def test_since_image_pulled_archives_images_nobody_pulls(w):
     w.push(idle, "idle", days_ago=60)
     w.at(2)
     assert w.session().get(f"{w.server.registry_url}/v2/{REPO}/manifests/pulled").status_code == 200
+    eventually(lambda: w.ecr.describe_images(repositoryName=REPO, imageIds=[{"imageTag": "pulled"}])
+               ["imageDetails"][0].get("lastRecordedPullTime"))  # pull times are written just behind the pull
     w.now()
     w.policy(({"tagStatus": "any", **since(30, "sinceImagePulled")}, ARCHIVE))
     assert w.run()["transitioned"] == [idle.digest]

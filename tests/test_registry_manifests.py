@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -19,6 +20,7 @@ from tests.images import (
     push_via_registry,
     sha,
 )
+from tests.server import eventually
 
 REPO = "wire/app"
 
@@ -134,14 +136,15 @@ def test_pulls_record_last_pull_time(reg, ecr, server):
     push(reg, image, "v1")
     assert "lastRecordedPullTime" not in ecr.describe_images(repositoryName=REPO)["imageDetails"][0]
     reg.head(f"/v2/{REPO}/manifests/v1")  # a HEAD is not a pull
+    time.sleep(0.5)  # long enough for a recorded pull to be written
     assert "lastRecordedPullTime" not in ecr.describe_images(repositoryName=REPO)["imageDetails"][0]
     reg.get(f"/v2/{REPO}/manifests/v1")
-    first = ecr.describe_images(repositoryName=REPO)["imageDetails"][0]["lastRecordedPullTime"]
+    first = eventually(lambda: ecr.describe_images(repositoryName=REPO)["imageDetails"][0].get("lastRecordedPullTime"))
     server.advance_clock(7 * 86400)
     reg.headers["Authorization"] = basic_auth(ecr)  # the old token expired with the clock
     assert reg.get(f"/v2/{REPO}/manifests/{image.digest}").status_code == 200
-    later = ecr.describe_images(repositoryName=REPO)["imageDetails"][0]["lastRecordedPullTime"]
-    assert (later - first).days >= 7
+    eventually(lambda: (ecr.describe_images(repositoryName=REPO)["imageDetails"][0]["lastRecordedPullTime"]
+                        - first).days >= 7)
 
 
 def test_delete_by_digest_and_by_tag(reg, ecr):

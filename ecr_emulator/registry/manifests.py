@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING
 from flask import Response, request
 
 from ecr_emulator.core import errors, repositories
-from ecr_emulator.core.images import conversion, lookup, query
+from ecr_emulator.core.context import Context
+from ecr_emulator.core.images import conversion, lookup, pulls, query
 from ecr_emulator.core.images import delete as image_delete
 from ecr_emulator.core.images import put as image_put
 from ecr_emulator.core.naming import DIGEST
+from ecr_emulator.registry.body import BodyUnreadable, body_chunks, content_length
 from ecr_emulator.registry.errors import OciError
 
 if TYPE_CHECKING:
@@ -29,9 +31,7 @@ def _accepted() -> list[str]:
 
 def get(call: Call, name: str, reference: str) -> Response:
     by_digest = DIGEST.fullmatch(reference) is not None
-    with call.services.unit(call.caller.scope, call.caller.principal) as ctx:
-        found = query.for_pull(ctx, name, reference, by_digest)
-        now = ctx.now
+    found, now = call.run(lambda ctx: (query.for_pull(ctx, name, reference, by_digest), ctx.now))
     if found is None:
         raise OciError("MANIFEST_UNKNOWN", "Requested image not found")
     if found.status != "ACTIVE":
@@ -45,9 +45,8 @@ def get(call: Call, name: str, reference: str) -> Response:
         converted = conversion.for_accepted(raw, media_type, _accepted(), digest)
         if converted is not None:
             raw, media_type, digest = converted
-    if request.method == "GET" and query.needs_pull_record(found.last_pulled_at, now):
-        with call.services.unit(call.caller.scope, call.caller.principal, write=True) as wctx:
-            query.record_pulls(wctx, [found.image_id])
+    if request.method == "GET" and pulls.due(found.last_pulled_at, now):
+        call.services.pulls.note([found.image_id], now)
     headers = {"Docker-Content-Digest": digest, "ETag": f'"{digest}"'}
     body = b"" if request.method == "HEAD" else raw
     resp = Response(body, status=200, content_type=media_type, headers=headers)
@@ -56,13 +55,18 @@ def get(call: Call, name: str, reference: str) -> Response:
 
 
 def _read_body() -> bytes:
-    length = request.headers.get("Content-Length")
-    if length is not None and length.isdigit() and int(length) > MAX_MANIFEST_BYTES:
+    length = content_length()
+    if length is not None and length > MAX_MANIFEST_BYTES:
         raise OciError("SIZE_INVALID", f"Manifests may not exceed {MAX_MANIFEST_BYTES} bytes")
-    data = request.stream.read(MAX_MANIFEST_BYTES + 1)
-    if len(data) > MAX_MANIFEST_BYTES:
-        raise OciError("SIZE_INVALID", f"Manifests may not exceed {MAX_MANIFEST_BYTES} bytes")
-    return data
+    data = bytearray()
+    try:
+        for chunk in body_chunks(1024 * 1024):
+            data += chunk
+            if len(data) > MAX_MANIFEST_BYTES:
+                raise OciError("SIZE_INVALID", f"Manifests may not exceed {MAX_MANIFEST_BYTES} bytes")
+    except BodyUnreadable as exc:
+        raise OciError("MANIFEST_INVALID", f"The request body could not be read: {exc}") from exc
+    return bytes(data)
 
 
 def put(call: Call, name: str, reference: str) -> Response:
@@ -72,19 +76,13 @@ def put(call: Call, name: str, reference: str) -> Response:
     raw = _read_body()
     content_type = (request.headers.get("Content-Type") or "").split(";", 1)[0].strip()
     declared = None if content_type in ("", "application/json", "application/octet-stream") else content_type
+    def store(ctx: Context) -> tuple[str, str | None]:
+        result = image_put.put_image(ctx, name, raw, media_type=declared, tag=None if by_digest else reference,
+                                     digest=reference if by_digest else None, idempotent=True)
+        return result.image.digest, result.image.subject_digest
+
     try:
-        with call.services.unit(call.caller.scope, call.caller.principal, write=True) as ctx:
-            result = image_put.put_image(
-                ctx,
-                name,
-                raw,
-                media_type=declared,
-                tag=None if by_digest else reference,
-                digest=reference if by_digest else None,
-                idempotent=True,
-            )
-            digest = result.image.digest
-            subject = result.image.subject_digest
+        digest, subject = call.run(store, write=True)
     except errors.ImageDigestDoesNotMatchException as exc:
         raise OciError("DIGEST_INVALID", exc.message) from exc
     headers = {"Location": f"/v2/{name}/manifests/{digest}", "Docker-Content-Digest": digest, "Content-Length": "0"}
@@ -95,7 +93,8 @@ def put(call: Call, name: str, reference: str) -> Response:
 
 def delete(call: Call, name: str, reference: str) -> Response:
     by_digest = DIGEST.fullmatch(reference) is not None
-    with call.services.unit(call.caller.scope, call.caller.principal, write=True) as ctx:
+
+    def remove(ctx: Context) -> None:
         repo = repositories.get(ctx, name, for_update=True)
         image = lookup.by_digest(ctx, repo, reference) if by_digest else lookup.by_tag(ctx, repo, reference)
         if image is None:
@@ -104,4 +103,6 @@ def delete(call: Call, name: str, reference: str) -> Response:
             image_delete.delete_image(ctx, repo, image)
         else:
             image_delete.untag(ctx, repo, image, reference)
+
+    call.run(remove, write=True)
     return Response(status=202, headers={"Content-Length": "0"})

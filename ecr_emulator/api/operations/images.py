@@ -38,14 +38,7 @@ def batch_get_image(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
     images, failures, pulled = query.batch_get(
         ctx, p["repositoryName"], p["imageIds"], p.get("acceptedMediaTypes")
     )
-    services, scope = ctx.services, ctx.scope
-
-    def record() -> None:
-        with services.unit(scope, write=True) as wctx:
-            query.record_pulls(wctx, pulled)
-
-    if pulled:
-        ctx.after_commit.append(record)
+    ctx.services.pulls.note(pulled, ctx.now)
     return {"images": images, "failures": failures}
 
 

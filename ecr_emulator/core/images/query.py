@@ -5,17 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, exists, func, select, update
+from sqlalchemy import bindparam, exists, func, select
 from sqlalchemy.orm import selectinload
 
 from ecr_emulator.core import errors, pagination, repositories
 from ecr_emulator.core.context import Context
-from ecr_emulator.core.images import conversion, lookup
+from ecr_emulator.core.images import conversion, lookup, pulls
 from ecr_emulator.storage.models import Image, ImageTag, Repository
-
-# ECR refreshes lastRecordedPullTime lazily; recording at most once a second per image keeps a
-# busy pull path from writing on every request while tests still see each pull they make.
-PULL_RECORD_RESOLUTION = 1.0
 
 
 def image_detail(ctx: Context, repo: Repository, image: Image) -> dict[str, Any]:
@@ -213,24 +209,6 @@ def batch_get(
                 "imageManifestMediaType": media_type,
             }
         )
-        if needs_pull_record(image.last_pulled_at, ctx.now):
+        if pulls.due(image.last_pulled_at, ctx.now):
             pulled.append(image.id)
     return images, failures, pulled
-
-
-def record_pulls(ctx: Context, image_ids: list[int]) -> None:
-    """Set lastRecordedPullTime (its own short write transaction, after the read)."""
-    if not image_ids:
-        return
-    ctx.session.execute(
-        update(Image)
-        .where(
-            Image.id.in_(image_ids),
-            (Image.last_pulled_at.is_(None)) | (Image.last_pulled_at < ctx.now - PULL_RECORD_RESOLUTION),
-        )
-        .values(last_pulled_at=ctx.now)
-    )
-
-
-def needs_pull_record(last_pulled_at: float | None, now: float) -> bool:
-    return last_pulled_at is None or last_pulled_at < now - PULL_RECORD_RESOLUTION
