@@ -16,16 +16,19 @@ DOWNLOAD_URL_TTL = 3600  # ECR's pre-signed S3 URLs live about an hour
 
 
 def linked_sizes(ctx: Context, repo: Repository, digests: list[str] | set[str]) -> dict[str, int]:
-    """digest -> size of the blobs among ``digests`` that are in ``repo`` (uploaded or mounted)."""
+    """digest -> size of the blobs among ``digests`` that are in ``repo`` (uploaded or mounted).
+
+    A blob whose bytes are gone from the store (a data directory tampered with, a crash of an
+    older version) counts as missing here, and so everywhere: availability checks, pushes that
+    need it, pulls. A client then uploads it again, which puts the bytes back."""
     if not digests:
         return {}
-    return dict(
-        ctx.session.execute(
-            select(Blob.digest, Blob.size)
-            .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
-            .where(RepositoryBlob.repository_id == repo.id, Blob.digest.in_(digests))
-        ).all()
-    )
+    rows = ctx.session.execute(
+        select(Blob.digest, Blob.size)
+        .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
+        .where(RepositoryBlob.repository_id == repo.id, Blob.digest.in_(digests))
+    ).all()
+    return {digest: size for digest, size in rows if ctx.blobs.size(digest) is not None}
 
 
 def _references(ctx: Context, repo: Repository, digests: list[str]) -> dict[str, tuple[str | None, set[str]]]:

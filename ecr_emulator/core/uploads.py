@@ -136,7 +136,8 @@ def _digest(services: Services, upload_id: str) -> tuple[str, int]:
 
 
 def is_linked(ctx: Context, repo: Repository, digest: str) -> bool:
-    return ctx.session.get(RepositoryBlob, (repo.id, digest)) is not None
+    """Whether the repository holds the blob, bytes included (see ``layers.linked_sizes``)."""
+    return ctx.session.get(RepositoryBlob, (repo.id, digest)) is not None and ctx.blobs.size(digest) is not None
 
 
 def link_blob(ctx: Context, repo: Repository, digest: str, size: int) -> None:
@@ -163,7 +164,7 @@ def commit(ctx: Context, repo: Repository, upload: Upload, expected: str, *, exi
                     f"The layer digest '{expected}' does not match the digest of the uploaded bytes '{actual}'"
                 )
             lock_blob(ctx.session, expected)
-            if not exists_ok and is_linked(ctx, repo, expected) and ctx.blobs.size(expected) is not None:
+            if not exists_ok and is_linked(ctx, repo, expected):
                 raise errors.LayerAlreadyExistsException(
                     f"The layer with digest '{expected}' already exists in the repository with name "
                     f"'{repo.name}' in the registry with id '{ctx.registry_id}'"
