@@ -1,8 +1,10 @@
 """Durable background work: jobs are rows, claimed by worker threads of any replica.
 
 A job is due when the emulator clock passes its ``run_after``, so tests move the clock instead
-of sleeping. Claims are leases on real time: a job whose worker died is claimed again once its
-lease runs out. Periodic tasks (upload GC, lifecycle sweeps) are rows in ``schedules`` that
+of sleeping. Claims are short leases on real time, renewed by a heartbeat while the handler
+runs: a job whose worker died is claimed again within ``LEASE_SECONDS``, however long jobs may
+take. A claim is known by its attempt number, so a worker whose lease was taken over cannot
+overwrite the outcome of the worker that took it. Periodic tasks (upload GC, lifecycle sweeps) are rows in ``schedules`` that
 enqueue a job whenever the clock passes their next run time. Handlers are plain functions of
 (services, payload) that open their own units of work.
 """
@@ -13,11 +15,12 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 
 from ecr_emulator.core.context import Context, Services
 from ecr_emulator.storage.models import Job, Schedule
@@ -27,7 +30,8 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Services, dict[str, Any]], None]
 HANDLERS: dict[str, Handler] = {}
-LEASE_SECONDS = 300
+LEASE_SECONDS = 30.0
+HEARTBEAT_SECONDS = 10.0
 MAX_ATTEMPTS = 5
 
 
@@ -133,6 +137,38 @@ class JobRunner:
 
         return self.services.db.run(take, write=True)
 
+    def _renew(self, job: Job) -> bool:
+        """Extend the lease of our claim; False if it is no longer ours."""
+
+        def renew(session) -> bool:  # type: ignore[no-untyped-def]
+            return session.execute(
+                update(Job)
+                .where(Job.id == job.id, Job.status == "running", Job.attempts == job.attempts)
+                .values(locked_until=time.time() + LEASE_SECONDS)
+            ).rowcount > 0
+
+        return bool(self.services.db.run(renew, write=True))
+
+    @contextmanager
+    def _heartbeat(self, job: Job) -> Iterator[None]:
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(HEARTBEAT_SECONDS):
+                try:
+                    if not self._renew(job):
+                        return
+                except Exception as exc:  # a busy or full database: try again on the next beat
+                    log.warning("could not renew the lease of job %s: %s", job.id, exc)
+
+        thread = threading.Thread(target=beat, name=f"lease-{job.id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(HEARTBEAT_SECONDS)
+
     def execute(self, job: Job) -> bool:
         fn = HANDLERS.get(job.kind)
         error = None
@@ -140,15 +176,16 @@ class JobRunner:
             error = f"no handler for job kind {job.kind!r}"
         else:
             try:
-                fn(self.services, dict(job.payload))
+                with self._heartbeat(job):
+                    fn(self.services, dict(job.payload))
             except Exception:  # a failing job must not take the worker down
                 error = traceback.format_exc()
                 log.exception("job %s (%s) failed", job.id, job.kind)
 
         def finish(session) -> None:  # type: ignore[no-untyped-def]
             row = session.get(Job, job.id)
-            if row is None:
-                return
+            if row is None or row.status != "running" or row.attempts != job.attempts:
+                return  # our lease ran out and another worker took the job over
             if error is None:
                 session.delete(row)
             elif row.attempts >= MAX_ATTEMPTS or fn is None:
