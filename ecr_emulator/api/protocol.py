@@ -27,8 +27,8 @@ TARGET_PREFIX = "AmazonEC2ContainerRegistry_V20150921."
 MAX_BODY_BYTES = 32 * 1024 * 1024
 # Bounds what parsing a body may allocate: a 32 MiB body of tiny JSON values would otherwise
 # become several hundred MiB of Python objects. Counted as the bytes that open or separate
-# values; the largest real request (a 4 MiB manifest in PutImage) has a few thousand.
-MAX_JSON_SEPARATORS = 1_000_000
+# values; the largest real request (a 4 MiB manifest in PutImage) has about 150,000.
+MAX_JSON_SEPARATORS = 300_000
 
 
 @functools.cache
