@@ -5,8 +5,10 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 
 from ecr_emulator.config import Settings
+from ecr_emulator.core import features
 from ecr_emulator.core.clock import Clock
 from ecr_emulator.core.context import Services
+from ecr_emulator.core.events import Bus
 from ecr_emulator.core.images.pulls import PullRecorder
 from ecr_emulator.core.naming import RegistryHosts, Scope
 from ecr_emulator.core.tokens import TokenSigner, load_or_create_secret
@@ -17,15 +19,7 @@ from ecr_emulator.storage.db import Database
 from ecr_emulator.storage.models import Base, Upload
 
 
-def load_features() -> None:
-    """Import the modules that register job handlers and hooks (kept out of import cycles)."""
-    from ecr_emulator.core import gc, scanning  # noqa: F401
-    from ecr_emulator.core.images import storage_class  # noqa: F401
-    from ecr_emulator.core.lifecycle import execute, preview  # noqa: F401
-
-
 def build_services(settings: Settings, *, upgrade: bool = True) -> Services:
-    load_features()
     data = settings.data_path
     data.mkdir(parents=True, exist_ok=True)
     db = Database(settings.effective_database_url, pool_size=max(settings.threads + settings.job_workers + 4, 10))
@@ -41,6 +35,7 @@ def build_services(settings: Settings, *, upgrade: bool = True) -> Services:
             settings.default_registry_host(), Scope(settings.default_account, settings.default_region)
         ),
         pulls=PullRecorder(db),
+        events=features.wire(Bus()),
     )
     if upgrade:
         from ecr_emulator.core.vulndb import store as vulndb

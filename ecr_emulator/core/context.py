@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from ecr_emulator.config import Settings
 from ecr_emulator.core.clock import Clock
+from ecr_emulator.core.events import Bus
 from ecr_emulator.core.images.pulls import PullRecorder
 from ecr_emulator.core.naming import Principal, RegistryHosts, Scope
 from ecr_emulator.core.tokens import TokenSigner
@@ -35,6 +36,7 @@ class Services:
     tokens: TokenSigner
     hosts: RegistryHosts
     pulls: PullRecorder
+    events: Bus
     job_runner: Any = None  # set by the server when background workers run in this process
 
     @property

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from ecr_emulator.core import errors, repositories
 from ecr_emulator.core.context import Context
+from ecr_emulator.core.events import ImageDeleted
 from ecr_emulator.core.images import lookup
 from ecr_emulator.storage.models import Image, ImageChild, Repository
 
@@ -30,10 +31,6 @@ def referencing_indexes(ctx: Context, repo: Repository, digest: str) -> list[str
     )
 
 
-# Features that must hear of a deletion (referrer clean-up, scan results) register here.
-DELETE_HOOKS: list[Any] = []
-
-
 def delete_image(
     ctx: Context, repo: Repository, image: Image, *, check_indexes: bool = True
 ) -> list[dict[str, str]]:
@@ -48,8 +45,7 @@ def delete_image(
     removed = [{"imageDigest": image.digest, "imageTag": t.tag} for t in image.tags] or [
         {"imageDigest": image.digest}
     ]
-    for hook in DELETE_HOOKS:
-        hook(ctx, repo, image)
+    ctx.services.events.publish(ctx, ImageDeleted(repo, image))
     ctx.session.delete(image)
     return removed
 

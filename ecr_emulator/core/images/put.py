@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from ecr_emulator.core import errors, layers, manifests, repositories
 from ecr_emulator.core.context import Context
+from ecr_emulator.core.events import ImagePushed
 from ecr_emulator.core.images import lookup, storage_class
 from ecr_emulator.storage.models import (
     Image,
@@ -27,9 +28,6 @@ from ecr_emulator.storage.models import (
 MAX_IMAGES_PER_REPOSITORY = 100_000
 MAX_TAGS_PER_IMAGE = 1000
 
-# Features that react to a new manifest in the same transaction (scan on push, lifecycle
-# after push...) register ``hook(ctx, repository, image)`` here.
-PUSH_HOOKS: list = []
 
 
 @dataclass
@@ -65,33 +63,41 @@ def put_image(
 
     existing = lookup.by_digest(ctx, repo, manifest.digest)
     if existing is not None:
-        if existing.status != "ACTIVE":  # pushing an archived image again restores it (ECR 14.1)
+        restored = existing.status != "ACTIVE"
+        if restored:  # pushing an archived image again restores it (ECR 14.1)
             storage_class.reactivate_now(ctx, existing)
             idempotent = True
-        _retag(ctx, repo, existing, tag, idempotent)
+        tagged = _retag(ctx, repo, existing, tag, idempotent)
+        if restored or tagged:
+            publish(ctx, ImagePushed(repo, existing, "restore" if restored else "retag", tag))
         return PutResult(repo, existing, manifest, tag)
 
     image = _store_new(ctx, repo, manifest)
     if tag is not None:
         _point_tag(ctx, repo, image, tag, new_image=True)
-    for hook in PUSH_HOOKS:
-        hook(ctx, repo, image)
+    publish(ctx, ImagePushed(repo, image, "new", tag))
     return PutResult(repo, image, manifest, tag)
 
 
-def _retag(ctx: Context, repo: Repository, image: Image, tag: str | None, idempotent: bool) -> None:
+def publish(ctx: Context, event: ImagePushed) -> None:
+    ctx.services.events.publish(ctx, event)
+
+
+def _retag(ctx: Context, repo: Repository, image: Image, tag: str | None, idempotent: bool) -> bool:
+    """Put ``tag`` on a stored image; True if the tag moved (False: nothing to do)."""
     if tag is None:
         if idempotent:
-            return
+            return False
         raise errors.ImageAlreadyExistsException(image.digest, None, repo.name, ctx.registry_id)
     current = lookup.tag_row(ctx, repo, tag)
     if current is not None and current.image_id == image.id:
         if repositories.is_tag_immutable(repo, tag):
             raise errors.ImageTagAlreadyExistsException(tag, repo.name, ctx.registry_id)
         if idempotent:
-            return
+            return False
         raise errors.ImageAlreadyExistsException(image.digest, tag, repo.name, ctx.registry_id)
     _point_tag(ctx, repo, image, tag)
+    return True
 
 
 def _point_tag(ctx: Context, repo: Repository, image: Image, tag: str, *, new_image: bool = False) -> None:

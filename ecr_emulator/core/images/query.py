@@ -38,13 +38,9 @@ def image_detail(ctx: Context, repo: Repository, image: Image) -> dict[str, Any]
         out["lastArchivedAt"] = image.last_archived_at
     if image.last_activated_at is not None:
         out["lastActivatedAt"] = image.last_activated_at
-    for hook in DETAIL_HOOKS:
-        hook(ctx, repo, image, out)
+    for extend in ctx.services.events.detail_extensions:
+        extend(ctx, repo, image, out)
     return out
-
-
-# Features that add members to ImageDetail (scan status, ...) register here.
-DETAIL_HOOKS: list[Any] = []
 
 
 def _status_values(filt: dict[str, Any] | None) -> tuple[str, ...]:

@@ -23,8 +23,8 @@ from sqlalchemy.orm import selectinload
 
 from ecr_emulator.core import errors, gc, jobs, repositories
 from ecr_emulator.core.context import Context, Services
+from ecr_emulator.core.events import ImageDeleted, ImagePushed
 from ecr_emulator.core.images import delete as image_delete
-from ecr_emulator.core.images import put as image_put
 from ecr_emulator.core.images import storage_class
 from ecr_emulator.core.images.delete import referencing_indexes
 from ecr_emulator.core.lifecycle.evaluate import Action, evaluate
@@ -172,16 +172,17 @@ def _sweep_job(services: Services, payload: dict[str, Any]) -> None:
 jobs.periodic("lifecycle", "lifecycle_sweep", lambda services: services.settings.lifecycle_interval)
 
 
-def _after_push(ctx: Context, repo: Repository, image: Image) -> None:
-    if repo.lifecycle_policy_text is not None and ctx.settings.lifecycle_after_push:
+def after_push(ctx: Context, event: ImagePushed) -> None:
+    """Run the repository's policy soon after a new image arrives (``--lifecycle-after-push``)."""
+    repo = event.repository
+    if event.kind in ("new", "replicated") and repo.lifecycle_policy_text is not None \
+            and ctx.settings.lifecycle_after_push:
         _enqueue(ctx, repo.account_id, repo.region, repo.name)
 
 
-image_put.PUSH_HOOKS.append(_after_push)
-
-
-def _referrers_follow(ctx: Context, repo: Repository, image: Image) -> None:
+def referrers_follow(ctx: Context, event: ImageDeleted) -> None:
     """Referrers of a deleted subject are cleaned up soon after (ECR: within 24 hours)."""
+    repo, image = event.repository, event.image
     key = ("subjects", repo.id)
     if key not in ctx.memo:  # one query per request, however many images it deletes
         ctx.memo[key] = set(ctx.session.scalars(
@@ -192,9 +193,6 @@ def _referrers_follow(ctx: Context, repo: Repository, image: Image) -> None:
     jobs.enqueue(ctx, "referrer_cleanup",
                  {"account": repo.account_id, "region": repo.region, "repository": repo.id,
                   "subject": image.digest})
-
-
-image_delete.DELETE_HOOKS.append(_referrers_follow)
 
 
 @jobs.handler("referrer_cleanup")

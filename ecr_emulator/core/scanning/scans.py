@@ -15,6 +15,7 @@ from sqlalchemy import delete, select
 
 from ecr_emulator.core import errors, jobs, pagination, repositories
 from ecr_emulator.core.context import Context
+from ecr_emulator.core.events import ImagePushed
 from ecr_emulator.core.images import lookup
 from ecr_emulator.core.manifests import IMAGE_MANIFESTS
 from ecr_emulator.core.scanning import configuration, render
@@ -57,9 +58,11 @@ def begin(ctx: Context, image: Image, scan_type: str) -> ImageScan:
     return row
 
 
-def on_push(ctx: Context, repo: Repository, image: Image) -> None:
-    """PUSH_HOOKS: scan a new image when its repository's effective configuration says so."""
-    if not is_scannable(image):
+def on_push(ctx: Context, event: ImagePushed) -> None:
+    """Scan a newly pushed image (a replicated copy too: a new image in its registry) when its
+    repository's effective configuration says so."""
+    repo, image = event.repository, event.image
+    if event.kind not in ("new", "replicated") or not is_scannable(image):
         return
     setting = configuration.effective(ctx, repo)
     if setting.scans_on_push:
@@ -109,7 +112,7 @@ def summary_of(row: ImageScan) -> dict[str, Any] | None:
 
 
 def on_detail(ctx: Context, repo: Repository, image: Image, out: dict[str, Any]) -> None:
-    """DETAIL_HOOKS: DescribeImages' imageScanStatus and imageScanFindingsSummary.
+    """DescribeImages' imageScanStatus and imageScanFindingsSummary (a detail extension).
 
     A page of image details asks for many images: the repository's scans of the current type
     are read once per request, not once per image."""

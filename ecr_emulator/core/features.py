@@ -1,0 +1,22 @@
+"""Start-up wiring: which feature reacts to which domain event, in one place.
+
+``wire`` is called once per ``Services`` (``core/bootstrap.py``). Importing the feature modules
+here also registers their background job handlers (``core/jobs.py`` dispatches jobs by kind).
+"""
+
+from __future__ import annotations
+
+from ecr_emulator.core.events import Bus, ImageDeleted, ImagePushed
+
+
+def wire(bus: Bus) -> Bus:
+    from ecr_emulator.core import gc  # noqa: F401 - its job handler and periodic task
+    from ecr_emulator.core.images import storage_class  # noqa: F401 - the restore job
+    from ecr_emulator.core.lifecycle import execute, preview  # noqa: F401 - lifecycle jobs
+    from ecr_emulator.core.scanning import runner, scans  # noqa: F401 - the scan jobs
+
+    bus.subscribe(ImagePushed, scans.on_push)
+    bus.subscribe(ImagePushed, execute.after_push)
+    bus.subscribe(ImageDeleted, execute.referrers_follow)
+    bus.detail_extensions.append(scans.on_detail)
+    return bus
