@@ -22,6 +22,7 @@ def coverage() -> dict[str, Any]:
     names = protocol.operation_names()
     implemented = sorted(n for n in names if n in OPERATIONS)
     return {
+        "model": f"botocore {protocol.model_source()['botocore']} (vendored)",
         "implemented": len(implemented),
         "total": len(names),
         "implementedOperations": implemented,
