@@ -2,16 +2,15 @@
 
 It lets tests, ours and our users', be deterministic: wipe all state, read/set/advance the
 emulator clock, and run due background jobs now instead of waiting for the workers.
+(``/_emulator/health`` is served by ``ecr_emulator/observe.py``, so it stays when this API is off.)
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from ecr_emulator import __version__
 from ecr_emulator.api import protocol
 from ecr_emulator.api.operations import OPERATIONS
 from ecr_emulator.core.bootstrap import reset_all
@@ -35,10 +34,6 @@ def blueprint(services: Services) -> Blueprint:
 
     def clock_state() -> dict[str, float]:
         return {"now": services.clock.now(), "offset": services.clock.offset}
-
-    @bp.get("/health")
-    def health():  # type: ignore[no-untyped-def]
-        return jsonify({"status": "ok", "version": __version__, "pid": os.getpid(), "now": services.clock.now()})
 
     @bp.post("/reset")
     def reset():  # type: ignore[no-untyped-def]

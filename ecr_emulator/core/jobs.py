@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Services, dict[str, Any]], None]
 HANDLERS: dict[str, Handler] = {}
+# Told of every job run as observer(kind, succeeded, seconds); subscribers (metrics) register at start-up.
+OBSERVERS: list[Callable[[str, bool, float], None]] = []
 LEASE_SECONDS = 300
 MAX_ATTEMPTS = 5
 
@@ -136,6 +138,7 @@ class JobRunner:
     def execute(self, job: Job) -> bool:
         fn = HANDLERS.get(job.kind)
         error = None
+        started = time.perf_counter()
         if fn is None:
             error = f"no handler for job kind {job.kind!r}"
         else:
@@ -161,6 +164,8 @@ class JobRunner:
                 row.locked_until = None
 
         self.services.db.run(finish, write=True)
+        for observer in OBSERVERS:
+            observer(job.kind, error is None, time.perf_counter() - started)
         return error is None
 
     def run_due(self, max_jobs: int = 10_000) -> dict[str, int]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -141,27 +140,5 @@ def create_app(services: Services) -> Flask:
         resp.status_code = 500
         return resp
 
-    return _logged(app)
+    return app
 
-
-def _logged(app: Flask):  # type: ignore[no-untyped-def]
-    """Request logging that leaves the response iterable untouched, so the server still sees the
-    blob file wrapper (streamed in large pieces, or sent with sendfile where enabled)."""
-
-    def middleware(environ, start_response):  # type: ignore[no-untyped-def]
-        started = time.perf_counter()
-
-        def logging_start_response(status, headers, exc_info=None):  # type: ignore[no-untyped-def]
-            log.info(
-                "registry %s %s %s %.1fms",
-                environ.get("REQUEST_METHOD"),
-                environ.get("PATH_INFO"),
-                status.split(" ", 1)[0],
-                (time.perf_counter() - started) * 1000,
-            )
-            return start_response(status, headers, exc_info)
-
-        return app(environ, logging_start_response)
-
-    middleware.flask_app = app  # type: ignore[attr-defined]
-    return middleware
