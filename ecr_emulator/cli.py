@@ -58,16 +58,9 @@ def _parser() -> argparse.ArgumentParser:
                         epilog=config.settings_epilog())
     config.add_arguments(gc, STORAGE_SETTINGS)
 
-    vulndb = sub.add_parser("vulndb", help="the vulnerability database image scans match against")
-    vulndb_sub = vulndb.add_subparsers(dest="vulndb_command", required=True)
-    vimport = vulndb_sub.add_parser(
-        "import", help="import OSV records (a folder or zip of *.json, as the public OSV exports)",
-        description="Import OSV vulnerability records in one transaction. Malformed records are reported "
-        "and skipped; a record already present is replaced by the imported version.",
-        epilog=config.settings_epilog(),
-    )
-    vimport.add_argument("path", help="folder (searched recursively), zip archive or single .json record")
-    config.add_arguments(vimport, STORAGE_SETTINGS)
+    from ecr_emulator import vulndb_cli
+
+    vulndb_cli.add_parsers(sub, STORAGE_SETTINGS)
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -131,14 +124,9 @@ def _run(args: argparse.Namespace, settings: config.Settings) -> int:
 
         print(json.dumps(gc_module.collect(services)))
     elif args.command == "vulndb":
-        from ecr_emulator.core.vulndb import store
+        from ecr_emulator import vulndb_cli
 
-        try:
-            report = store.import_path(services, args.path)
-        except store.ImportFailed as exc:
-            print(f"ecr-emulator: {exc}", file=sys.stderr)
-            return 1
-        print(json.dumps(report.to_dict(), indent=2))
+        return vulndb_cli.run(args, services)
     elif args.command == "db":
         from ecr_emulator.storage import migrate
 
