@@ -3,6 +3,7 @@ with two worker processes, parsed with prometheus_client's own parser."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -35,12 +36,16 @@ def live(tmp_path_factory):
     server.stop()
 
 
+def samples_of(text: str) -> dict[tuple[str, tuple], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
 def scrape(base: str) -> dict[tuple[str, tuple], float]:
     resp = requests.get(f"{base}/metrics", headers={"Connection": "close"}, timeout=30)
     assert resp.status_code == 200
     assert resp.headers["Content-Type"].startswith("text/plain; version=")
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(resp.text) for s in family.samples}
+    return samples_of(resp.text)
 
 
 def value(samples: dict, name: str, **labels: str) -> float:
@@ -83,7 +88,7 @@ def test_requests_bytes_jobs_and_contents_across_two_workers(live, tmp_path):
     # a real push and pull with skopeo, logged in with the token boto3 got
     token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
     authfile = tmp_path / "auth.json"
-    password = __import__("base64").b64decode(token).decode().split(":", 1)[1]
+    password = base64.b64decode(token).decode().split(":", 1)[1]
     run("skopeo", "login", "--tls-verify=false", "--authfile", str(authfile), "-u", "AWS", "--password-stdin",
         live.registry, input=password)
     env = {"REGISTRY_AUTH_FILE": str(authfile)}
@@ -175,3 +180,32 @@ def test_the_multiprocess_directory_goes_with_the_server(tmp_path):
     finally:
         assert server.stop() == 0
     assert list((tmp_path / "tmp").glob("ecr-emulator-metrics-*")) == []
+
+
+def test_a_failing_job_is_counted_as_failed(tmp_path):
+    """In-process: the jobs seam reports each run's outcome to the metrics."""
+    from ecr_emulator import metrics
+    from ecr_emulator.config import Settings
+    from ecr_emulator.core import jobs
+    from ecr_emulator.core.bootstrap import build_services
+
+    services = build_services(Settings(data_dir=str(tmp_path / "data"), vulndb_seed="", job_workers=0))
+    kind = f"test-fail-{os.urandom(3).hex()}"
+
+    def broken(services, payload):  # type: ignore[no-untyped-def]
+        raise RuntimeError("this job always fails")
+
+    jobs.HANDLERS[kind] = broken
+    jobs.OBSERVERS.append(metrics.job_done)
+    try:
+        with services.unit(services.default_scope, write=True) as ctx:
+            jobs.enqueue(ctx, kind, {})
+        assert jobs.JobRunner(services).run_due() == {"succeeded": 0, "failed": 1}
+        samples = samples_of(metrics.exposition(metrics.scrape_registry(services)).decode())
+        assert value(samples, "ecr_emulator_job_runs_total", kind=kind, outcome="failed") == 1
+        assert value(samples, "ecr_emulator_job_runs_total", kind=kind, outcome="succeeded") == 0
+        assert value(samples, "ecr_emulator_jobs", kind=kind, status="pending") == 1  # queued for its retry
+    finally:
+        jobs.HANDLERS.pop(kind)
+        jobs.OBSERVERS.remove(metrics.job_done)
+        services.db.dispose()
