@@ -102,7 +102,7 @@ class KeepAliveThreadWorker(ThreadWorker):
 
 
 class EmulatorServer(BaseApplication):
-    def __init__(self, settings: Settings, metrics_run: Run) -> None:
+    def __init__(self, settings: Settings, metrics_run: Run | None = None) -> None:
         self.settings = settings
         self.services = None
         self.metrics_run = metrics_run
@@ -158,7 +158,8 @@ class EmulatorServer(BaseApplication):
             runner.start(self.settings.job_workers, self.settings.job_poll_interval)
 
     def _child_exit(self, arbiter, worker) -> None:  # type: ignore[no-untyped-def]
-        self.metrics_run.worker_exited(worker.pid)
+        if self.metrics_run is not None:
+            self.metrics_run.worker_exited(worker.pid)
 
     def _worker_exit(self, server, worker) -> None:  # type: ignore[no-untyped-def]
         if self.services is not None and self.services.job_runner is not None:
