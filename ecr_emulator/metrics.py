@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -44,22 +45,35 @@ JOB_LATENCY = Histogram("ecr_emulator_job_duration_seconds", "Seconds a backgrou
 RECORDED = [REQUESTS, LATENCY, PUSHED, PULLED, JOB_RUNS, JOB_LATENCY]
 
 
+_children: dict[tuple[Any, ...], Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, remembered: label sets are few (operations, routes, statuses) and
+    the lookup is a measurable part of a small request."""
+    key = (metric, *labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
+
 def request_done(listener: str, endpoint: str, status: str, seconds: float) -> None:
-    REQUESTS.labels(listener, endpoint, status).inc()
-    LATENCY.labels(listener, endpoint).observe(seconds)
+    _child(REQUESTS, listener, endpoint, status).inc()
+    _child(LATENCY, listener, endpoint).observe(seconds)
 
 
 def bytes_pushed(route: str, count: int) -> None:
-    PUSHED.labels(route).inc(count)
+    _child(PUSHED, route).inc(count)
 
 
 def bytes_pulled(route: str, count: int) -> None:
-    PULLED.labels(route).inc(count)
+    _child(PULLED, route).inc(count)
 
 
 def job_done(kind: str, succeeded: bool, seconds: float) -> None:
-    JOB_RUNS.labels(kind, "succeeded" if succeeded else "failed").inc()
-    JOB_LATENCY.labels(kind).observe(seconds)
+    _child(JOB_RUNS, kind, "succeeded" if succeeded else "failed").inc()
+    _child(JOB_LATENCY, kind).observe(seconds)
 
 
 class DatabaseCollector:

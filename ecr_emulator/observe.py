@@ -128,8 +128,11 @@ class Observed:
         if ok and counted is not None and received:
             metrics.bytes_pushed(endpoint, received)
         if ok and method == "GET" and endpoint in PULLS:
-            sent = int(next((v for k, v in headers if k.lower() == "content-length"), "0") or 0)
+            length = next((v for k, v in headers if k.lower() == "content-length"), "")
+            sent = int(length) if length.isdigit() else 0
             metrics.bytes_pulled(endpoint, sent)
+        if not self.log.isEnabledFor(logging.INFO):
+            return
         fields: dict[str, Any] = {"listener": self.listener, "method": method, "path": path, "endpoint": endpoint,
                                   "status": int(status) if status.isdigit() else status,
                                   "duration_ms": round(seconds * 1000, 3), "remote": environ.get("REMOTE_ADDR")}
