@@ -12,8 +12,15 @@ STORAGE_SETTINGS = ["data_dir", "database_url", "default_account", "default_regi
                     "upload_gc_age", "token_secret"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line (with where to read more) and exit status 2."""
+
+    def error(self, message: str):  # type: ignore[no-untyped-def]
+        self.exit(2, f"{self.prog}: {message}; see '{self.prog} --help'\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ecr-emulator",
         description="Amazon ECR on a laptop or in CI: the ECR JSON API and a Docker/OCI registry endpoint.",
         epilog=config.settings_epilog(),
@@ -51,16 +58,9 @@ def _parser() -> argparse.ArgumentParser:
                         epilog=config.settings_epilog())
     config.add_arguments(gc, STORAGE_SETTINGS)
 
-    vulndb = sub.add_parser("vulndb", help="the vulnerability database image scans match against")
-    vulndb_sub = vulndb.add_subparsers(dest="vulndb_command", required=True)
-    vimport = vulndb_sub.add_parser(
-        "import", help="import OSV records (a folder or zip of *.json, as the public OSV exports)",
-        description="Import OSV vulnerability records in one transaction. Malformed records are reported "
-        "and skipped; a record already present is replaced by the imported version.",
-        epilog=config.settings_epilog(),
-    )
-    vimport.add_argument("path", help="folder (searched recursively), zip archive or single .json record")
-    config.add_arguments(vimport, STORAGE_SETTINGS)
+    from ecr_emulator import vulndb_cli
+
+    vulndb_cli.add_parsers(sub, STORAGE_SETTINGS)
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -71,16 +71,30 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ecr_emulator.preflight import SetupError
+
     args = _parser().parse_args(argv)
     try:
-        settings = config.load(args)
+        settings = config.load(args)  # its ValueErrors are worded for users
     except ValueError as exc:
         print(f"ecr-emulator: {exc}", file=sys.stderr)
         return 2
+    try:
+        return _run(args, settings)
+    except SetupError as exc:
+        print(f"ecr-emulator: {exc}", file=sys.stderr)
+        return 2
 
+
+def _run(args: argparse.Namespace, settings: config.Settings) -> int:
+    from ecr_emulator import preflight
+
+    preflight.check_data_dir(settings)
+    preflight.check_database(settings)
     if args.command == "serve":
         from ecr_emulator.server import serve
 
+        preflight.check_ports(settings)
         return serve(settings)
 
     from ecr_emulator.core.bootstrap import build_services
@@ -101,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             scope = Scope(args.account or settings.default_account, args.region or settings.default_region)
         if args.repository and scope is None:
             scope = Scope(settings.default_account, settings.default_region)
+        if args.repository:
+            _require_repository(services, scope, args.repository)
         for result in run_all(services, scope, args.repository):
             print(json.dumps(result.as_dict()))
     elif args.command == "gc":
@@ -108,19 +124,28 @@ def main(argv: list[str] | None = None) -> int:
 
         print(json.dumps(gc_module.collect(services)))
     elif args.command == "vulndb":
-        from ecr_emulator.core.vulndb import store
+        from ecr_emulator import vulndb_cli
 
-        try:
-            report = store.import_path(services, args.path)
-        except store.ImportFailed as exc:
-            print(f"ecr-emulator: {exc}", file=sys.stderr)
-            return 1
-        print(json.dumps(report.to_dict(), indent=2))
+        return vulndb_cli.run(args, services)
     elif args.command == "db":
         from ecr_emulator.storage import migrate
 
         print(f"schema at revision {migrate.current_revision(services.db)}")
     return 0
+
+
+def _require_repository(services, scope, name: str) -> None:  # type: ignore[no-untyped-def]
+    from ecr_emulator.core import errors, repositories
+    from ecr_emulator.preflight import SetupError
+
+    with services.unit(scope) as ctx:
+        try:
+            repo = repositories.get(ctx, name)
+        except errors.RepositoryNotFoundException:
+            raise SetupError(f"--repository {name}: no such repository in registry {scope.account_id} "
+                             f"({scope.region}); check the name, --account and --region") from None
+        if repo.lifecycle_policy_text is None:
+            print(f"ecr-emulator: repository {name} has no lifecycle policy; nothing to run", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -73,6 +73,10 @@ SETTINGS: list[Setting] = [
         int,
     ),
     Setting("log_level", "info", "log level: debug, info, warning, error"),
+    Setting("log_format", "text", "log format: text (one escaped line per record) or json (one JSON object per "
+            "line)"),
+    Setting("vulndb_url", "https://osv-vulnerabilities.storage.googleapis.com",
+            "base URL of the OSV data exports that 'vulndb update' downloads <url>/<Ecosystem>/all.zip from"),
 ]
 
 
@@ -103,6 +107,8 @@ class Settings:
     log_level: str = "info"
     vulndb_seed: str = "auto"
     scan_max_unpacked_bytes: int = 8 * 1024**3
+    log_format: str = "text"
+    vulndb_url: str = "https://osv-vulnerabilities.storage.googleapis.com"
     access_key_accounts: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -132,14 +138,63 @@ def parse_access_keys(text: str) -> dict[str, str]:
     return mapping
 
 
+KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "text"}
+
+
 def _coerce(setting: Setting, raw: str) -> Any:
     if setting.kind is bool:
         if raw.lower() in ("1", "true", "yes", "on"):
             return True
         if raw.lower() in ("0", "false", "no", "off"):
             return False
-        raise ValueError(f"{setting.name} expects true/false, got {raw!r}")
-    return setting.kind(raw)
+        raise ValueError(f"expected {KIND_NAMES[bool]}")
+    try:
+        return setting.kind(raw)
+    except ValueError:
+        raise ValueError(f"expected {KIND_NAMES.get(setting.kind, setting.kind.__name__)}") from None
+
+
+def _at_least(low: float) -> Any:
+    return lambda v: None if v >= low else f"must be at least {low}"
+
+
+def _one_of(*choices: str) -> Any:
+    return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
+
+
+def _port(value: int) -> str | None:
+    return None if 0 <= value <= 65535 else "must be a port number from 0 to 65535 (0 picks a free port)"
+
+
+def _access_keys_problem(value: str) -> str | None:
+    try:
+        parse_access_keys(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+# What a value must satisfy beyond its type; a function returns the problem, or None when fine.
+CHECKS: dict[str, Any] = {
+    "api_port": _port,
+    "registry_port": _port,
+    "default_account": lambda v: None if re.fullmatch(r"[0-9]{12}", v) else "must be a 12-digit AWS account id",
+    "default_region": lambda v: None if re.fullmatch(r"[a-z0-9-]{1,32}", v) else "must be a region name such as us-east-1",
+    "access_keys": _access_keys_problem,
+    "token_ttl": _at_least(1),
+    "workers": _at_least(1),
+    "threads": _at_least(1),
+    "graceful_timeout": _at_least(0),
+    "job_workers": _at_least(0),
+    "job_poll_interval": lambda v: None if v > 0 else "must be more than 0 seconds",
+    "upload_gc_age": _at_least(1),
+    "lifecycle_interval": lambda v: None if v > 0 else "must be more than 0 seconds",
+    "archive_restore_seconds": _at_least(0),
+    "scan_max_unpacked_bytes": _at_least(1),
+    "log_level": _one_of("debug", "info", "warning", "error"),
+    "log_format": _one_of("text", "json"),
+    "vulndb_url": lambda v: None if re.match(r"https?://[^/]", v) else "must be an http:// or https:// URL",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser, names: list[str] | None = None) -> None:
@@ -161,16 +216,34 @@ def settings_epilog() -> str:
     return "Every flag can also be set through its ECR_EMULATOR_* variable; flags win over variables."
 
 
+def flag_and_variable(name: str) -> str:
+    """How a user sets this setting, for messages: ``--data-dir / ECR_EMULATOR_DATA_DIR``."""
+    return f"--{name.replace('_', '-')} / {ENV_PREFIX}{name.upper()}"
+
+
 def load(args: argparse.Namespace | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Settings from flags, then variables, then defaults. A value that cannot be used raises
+    ValueError with one line naming where it came from (the flag or the variable) and what it needs."""
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     known = {f.name for f in fields(Settings)}
     for s in SETTINGS:
         value = getattr(args, s.name, None) if args is not None else None
-        if value is None and (ENV_PREFIX + s.name.upper()) in environ:
-            value = _coerce(s, environ[ENV_PREFIX + s.name.upper()])
+        env = ENV_PREFIX + s.name.upper()
+        source = f"--{s.name.replace('_', '-')} {value}"
+        if value is None and env in environ:
+            source = f"{env}={environ[env]!r}"
+            try:
+                value = _coerce(s, environ[env])
+            except ValueError as exc:
+                raise ValueError(f"{source}: {exc}") from None
         if value is None:
             value = s.default
+            source = f"{flag_and_variable(s.name)} (default {value!r})"
+        check = CHECKS.get(s.name)
+        problem = check(value) if check is not None else None
+        if problem:
+            raise ValueError(f"{source}: {problem}")
         if s.name in known:
             values[s.name] = value
     return Settings(**values)

@@ -22,11 +22,6 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 Reject = Callable[[int, str], Callable[..., Iterable[bytes]]]
 
 
-def loggable(text: str) -> str:
-    """``text`` with control characters escaped, so a request cannot forge log lines."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-
-
 def problem(environ: dict[str, Any]) -> str | None:
     """Why this request cannot be routed, or None."""
     host = environ.get("HTTP_HOST")

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import logging
 import select
-import sys
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
+from ecr_emulator import logs
 from ecr_emulator.config import Settings
+from ecr_emulator.multiprocess import Run
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,7 @@ def build_wsgi(settings: Settings, api_port: int, registry_port: int):  # type: 
 
     settings.api_port, settings.registry_port = api_port, registry_port
     services = build_services(settings, upgrade=False)
-    api = create_api(services)
-    registry = create_registry(services)
+    api, registry = observed(services, create_api(services), create_registry(services))
 
     def dispatch(environ: dict[str, Any], start_response):  # type: ignore[no-untyped-def]
         app = api if environ.get("SERVER_PORT") == str(api_port) else registry
@@ -51,6 +51,23 @@ def build_wsgi(settings: Settings, api_port: int, registry_port: int):  # type: 
 
     dispatch.services = services  # type: ignore[attr-defined]
     return dispatch
+
+
+def observed(services, api, registry):  # type: ignore[no-untyped-def]
+    """Both listeners behind the raw-request checks (``ecr_emulator/httpguard.py``) and wrapped in
+    the metrics, logging and health seam (``ecr_emulator/observe.py``); job runs reported to the
+    metrics."""
+    from ecr_emulator import metrics, observe
+    from ecr_emulator.api import app as api_app
+    from ecr_emulator.core import jobs
+    from ecr_emulator.httpguard import guarded
+    from ecr_emulator.registry import app as registry_app
+
+    if metrics.job_done not in jobs.OBSERVERS:
+        jobs.OBSERVERS.append(metrics.job_done)
+    return (observe.Observed(guarded(api, api_app.reject), "api", services, observe.api_endpoint(api)),
+            observe.Observed(guarded(registry, registry_app.reject), "registry", services,
+                             observe.registry_endpoint))
 
 
 class KeepAliveThreadWorker(ThreadWorker):
@@ -90,9 +107,10 @@ class KeepAliveThreadWorker(ThreadWorker):
 
 
 class EmulatorServer(BaseApplication):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics_run: Run | None = None) -> None:
         self.settings = settings
         self.services = None
+        self.metrics_run = metrics_run
         super().__init__()
 
     def load_config(self) -> None:
@@ -108,6 +126,8 @@ class EmulatorServer(BaseApplication):
             "accesslog": None,
             "errorlog": "-",
             "loglevel": s.log_level,
+            "logger_class": logs.gunicorn_logger(s.log_format),
+            "child_exit": self._child_exit,
             "proc_name": "ecr-emulator",
             "when_ready": self._when_ready,
             "post_worker_init": self._post_worker_init,
@@ -144,6 +164,10 @@ class EmulatorServer(BaseApplication):
             services.job_runner = runner
             runner.start(self.settings.job_workers, self.settings.job_poll_interval)
 
+    def _child_exit(self, arbiter, worker) -> None:  # type: ignore[no-untyped-def]
+        if self.metrics_run is not None:
+            self.metrics_run.worker_exited(worker.pid)
+
     def _worker_exit(self, server, worker) -> None:  # type: ignore[no-untyped-def]
         if self.services is not None and self.services.job_runner is not None:
             self.services.job_runner.stop()
@@ -154,13 +178,13 @@ class EmulatorServer(BaseApplication):
 def serve(settings: Settings) -> int:
     from ecr_emulator.core.bootstrap import build_services
 
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # Migrate once, in the arbiter, before any worker starts serving.
-    services = build_services(settings, upgrade=True)
-    services.db.dispose()
-    EmulatorServer(settings).run()
+    logs.configure(settings.log_level, settings.log_format)
+    metrics_run = Run()  # before anything imports prometheus_client: workers share one directory
+    try:
+        # Migrate once, in the arbiter, before any worker starts serving.
+        services = build_services(settings, upgrade=True)
+        services.db.dispose()
+        EmulatorServer(settings, metrics_run).run()
+    finally:
+        metrics_run.finish()
     return 0

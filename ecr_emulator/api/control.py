@@ -2,6 +2,7 @@
 
 It lets tests, ours and our users', be deterministic: wipe all state, read/set/advance the
 emulator clock, and run due background jobs now instead of waiting for the workers.
+(``/_emulator/health`` is served by ``ecr_emulator/observe.py``, so it stays when this API is off.)
 
 It is open by design (no AWS credentials), so it must not be reachable from a web page the
 developer happens to visit: every POST needs a JSON content type, which a cross-site "simple"
@@ -13,13 +14,11 @@ from __future__ import annotations
 
 import hmac
 import json
-import os
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, jsonify, request
 
-from ecr_emulator import __version__
 from ecr_emulator.api import protocol
 from ecr_emulator.api.operations import OPERATIONS
 from ecr_emulator.core.bootstrap import reset_all
@@ -30,6 +29,7 @@ def coverage() -> dict[str, Any]:
     names = protocol.operation_names()
     implemented = sorted(n for n in names if n in OPERATIONS)
     return {
+        "model": f"botocore {protocol.model_source()['botocore']} (vendored)",
         "implemented": len(implemented),
         "total": len(names),
         "implementedOperations": implemented,
@@ -88,8 +88,7 @@ def blueprint(services: Services) -> Blueprint:
 
     @bp.before_request
     def guard():  # type: ignore[no-untyped-def]
-        if request.endpoint != "control.health":
-            check_request(token)
+        check_request(token)
 
     @bp.errorhandler(Refused)
     def refused(exc: Refused):  # type: ignore[no-untyped-def]
@@ -97,10 +96,6 @@ def blueprint(services: Services) -> Blueprint:
 
     def clock_state() -> dict[str, float]:
         return {"now": services.clock.now(), "offset": services.clock.offset}
-
-    @bp.get("/health")
-    def health():  # type: ignore[no-untyped-def]
-        return jsonify({"status": "ok", "version": __version__, "pid": os.getpid(), "now": services.clock.now()})
 
     @bp.post("/reset")
     def reset():  # type: ignore[no-untyped-def]

@@ -1,10 +1,14 @@
-"""The awsJson1_1 codec, driven by botocore's ECR service model.
+"""The awsJson1_1 codec, driven by the ECR service model vendored from botocore.
 
 Input is checked against the model once, generically: structure, required members, types,
 min/max lengths and values, enums and patterns (botocore checks only some of these client
 side; raw clients check none). Output is walked through the output shape: only modelled
 members, timestamps as epoch-second numbers, blobs as base64, absent members omitted.
 Operations therefore receive plain Python values and return plain dicts.
+
+The model is a copy of one botocore release's ECR ``service-2.json`` kept in ``api/model/``
+(``source.json`` says which; ``scripts/vendor_ecr_model.py`` updates it), read with botocore's
+own ``ServiceModel``: validation and coverage do not move when the installed botocore does.
 """
 
 from __future__ import annotations
@@ -15,9 +19,9 @@ import functools
 import json
 import math
 import re
+from importlib import resources
 from typing import Any
 
-import botocore.session
 from botocore.model import OperationModel, ServiceModel, Shape
 
 from ecr_emulator.core import errors
@@ -31,9 +35,18 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 MAX_JSON_SEPARATORS = 300_000
 
 
+MODEL = resources.files("ecr_emulator.api") / "model"
+
+
 @functools.cache
 def service_model() -> ServiceModel:
-    return botocore.session.get_session().get_service_model("ecr")
+    return ServiceModel(json.loads((MODEL / "service-2.json").read_bytes()), service_name="ecr")
+
+
+@functools.cache
+def model_source() -> dict[str, Any]:
+    """Where the vendored model came from (botocore version, digests)."""
+    return json.loads((MODEL / "source.json").read_bytes())
 
 
 @functools.cache

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Services, dict[str, Any]], None]
 HANDLERS: dict[str, Handler] = {}
+# Told of every job run as observer(kind, succeeded, seconds); subscribers (metrics) register at start-up.
+OBSERVERS: list[Callable[[str, bool, float], None]] = []
 LEASE_SECONDS = 30.0
 HEARTBEAT_SECONDS = 10.0
 MAX_ATTEMPTS = 5
@@ -172,6 +174,7 @@ class JobRunner:
     def execute(self, job: Job) -> bool:
         fn = HANDLERS.get(job.kind)
         error = None
+        started = time.perf_counter()
         if fn is None:
             error = f"no handler for job kind {job.kind!r}"
         else:
@@ -198,6 +201,8 @@ class JobRunner:
                 row.locked_until = None
 
         self.services.db.run(finish, write=True)
+        for observer in OBSERVERS:
+            observer(job.kind, error is None, time.perf_counter() - started)
         return error is None
 
     def run_due(self, max_jobs: int = 10_000) -> dict[str, int]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -19,7 +18,6 @@ from werkzeug.exceptions import HTTPException
 from ecr_emulator.core import errors
 from ecr_emulator.core.context import Context, Services
 from ecr_emulator.core.naming import is_valid_repository_name
-from ecr_emulator.httpguard import guarded, loggable
 from ecr_emulator.registry import auth, blobs, listing, manifests, uploads
 from ecr_emulator.registry.errors import OciError, from_core, http_oci_error, response
 
@@ -109,8 +107,7 @@ def route(path: str, method: str) -> tuple[Endpoint | None, dict[str, str], bool
     return None, {}, False
 
 
-def create_app(services: Services):  # type: ignore[no-untyped-def]
-    """The registry listener's WSGI app."""
+def create_app(services: Services) -> Flask:
     app = Flask("ecr_emulator.registry")
     app.url_map.strict_slashes = False
 
@@ -158,27 +155,9 @@ def create_app(services: Services):  # type: ignore[no-untyped-def]
         err = OciError("UNKNOWN", "An internal error occurred in ecr-emulator.", status=500)
         return response(err, request.method)
 
-    return _logged(guarded(app, lambda status, message: response(http_oci_error(status, message))))
+    return app
 
 
-def _logged(app: Flask):  # type: ignore[no-untyped-def]
-    """Request logging that leaves the response iterable untouched, so the server still sees the
-    blob file wrapper (streamed in large pieces, or sent with sendfile where enabled)."""
-
-    def middleware(environ, start_response):  # type: ignore[no-untyped-def]
-        started = time.perf_counter()
-
-        def logging_start_response(status, headers, exc_info=None):  # type: ignore[no-untyped-def]
-            log.info(
-                "registry %s %s %s %.1fms",
-                environ.get("REQUEST_METHOD"),
-                loggable(environ.get("PATH_INFO", "")),
-                status.split(" ", 1)[0],
-                (time.perf_counter() - started) * 1000,
-            )
-            return start_response(status, headers, exc_info)
-
-        return app(environ, logging_start_response)
-
-    middleware.flask_app = app  # type: ignore[attr-defined]
-    return middleware
+def reject(status: int, message: str) -> Response:
+    """A request refused before routing (``ecr_emulator/httpguard.py``), as an OCI error."""
+    return response(http_oci_error(status, message))

@@ -1,9 +1,10 @@
 """Importing OSV records into the vulnerability tables, and the look-ups the scanner makes.
 
 An import reads a folder (every ``*.json`` below it), a zip of OSV records (the shape of the
-public OSV exports, one record per ``.json`` member) or a single record file. Every record is
-validated first; the valid ones then replace their earlier versions in ONE transaction, so an
-import is all-or-nothing and a malformed record is reported and skipped, never half-loaded.
+public OSV exports, one record per ``.json`` member) or a single record file, one record at a
+time. Every record is validated before it is stored; a malformed one is reported and skipped,
+never half-loaded; valid ones replace their earlier versions in transactions of ``CHUNK``
+records (see ``import_path``).
 Look-ups go by the (ecosystem, package) index: matching 500 packages touches only their rows.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,9 @@ CHUNK = 500
 FIXTURES = Path(__file__).resolve().parents[2] / "data" / "osv"
 
 
+Progress = Callable[[int, int], None]  # (done, total)
+
+
 class ImportFailed(Exception):
     """The source as a whole cannot be read (missing path, not a zip...)."""
 
@@ -48,53 +52,64 @@ class ImportReport:
                 "skippedRecords": self.skipped}
 
 
-def _read_sources(path: Path) -> Iterator[tuple[str, bytes | None, str | None]]:
-    """(name, bytes, None) per record file, or (name, None, reason) for one too large to read."""
+@dataclass
+class Source:
+    """The records under one path: how many (known before reading, for progress) and an iterator of
+    (name, bytes, None) per record file, or (name, None, reason) for one too large to read."""
+
+    total: int
+    records: Iterator[tuple[str, bytes | None, str | None]]
+
+
+def open_source(path: Path) -> Source:
     if path.is_dir():
-        for file in sorted(path.rglob("*.json")):
-            if file.stat().st_size > MAX_RECORD_BYTES:
-                yield str(file.relative_to(path)), None, "record is larger than 16 MiB"
-            else:
-                yield str(file.relative_to(path)), file.read_bytes(), None
-        return
+        files = sorted(path.rglob("*.json"))
+
+        def from_dir() -> Iterator[tuple[str, bytes | None, str | None]]:
+            for file in files:
+                if file.stat().st_size > MAX_RECORD_BYTES:
+                    yield str(file.relative_to(path)), None, "record is larger than 16 MiB"
+                else:
+                    yield str(file.relative_to(path)), file.read_bytes(), None
+
+        return Source(len(files), from_dir())
     if path.is_file() and zipfile.is_zipfile(path):
         try:
-            with zipfile.ZipFile(path) as archive:
-                for info in sorted(archive.infolist(), key=lambda i: i.filename):
-                    if info.is_dir() or not info.filename.endswith(".json"):
-                        continue
+            archive = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise ImportFailed(f"{path}: unreadable zip archive ({exc})") from exc
+        members = sorted((i for i in archive.infolist() if not i.is_dir() and i.filename.endswith(".json")),
+                         key=lambda i: i.filename)
+
+        def from_zip() -> Iterator[tuple[str, bytes | None, str | None]]:
+            with archive:
+                for info in members:
                     if info.file_size > MAX_RECORD_BYTES:
                         yield info.filename, None, "record is larger than 16 MiB"
                         continue
-                    with archive.open(info) as member:
-                        yield info.filename, member.read(MAX_RECORD_BYTES + 1), None
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise ImportFailed(f"{path}: unreadable zip archive ({exc})") from exc
-        return
+                    try:
+                        with archive.open(info) as member:
+                            data = member.read(MAX_RECORD_BYTES + 1)
+                    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                        raise ImportFailed(f"{path}: unreadable zip archive ({exc})") from exc
+                    yield info.filename, data, None
+
+        return Source(len(members), from_zip())
     if path.is_file():
-        yield path.name, path.read_bytes()[: MAX_RECORD_BYTES + 1], None
-        return
+        return Source(1, iter([(path.name, path.read_bytes()[: MAX_RECORD_BYTES + 1], None)]))
     raise ImportFailed(f"{path}: no such file or directory")
 
 
-def parse_sources(path: Path) -> tuple[dict[str, osv.Advisory], ImportReport]:
-    """Validate every record under ``path``; the newest version of each id wins."""
-    report = ImportReport()
-    found: dict[str, osv.Advisory] = {}
-    for name, data, reason in _read_sources(path):
-        if data is None:
-            report.skipped.append({"source": name, "reason": reason or "unreadable"})
-            continue
-        try:
-            advisory = osv.parse(json.loads(data))
-        except (ValueError, UnicodeDecodeError) as exc:  # MalformedRecord is a ValueError
-            why = str(exc) if isinstance(exc, osv.MalformedRecord) else f"not valid JSON: {exc}"
-            report.skipped.append({"source": name, "reason": why})
-            continue
-        current = found.get(advisory.osv_id)
-        if current is None or advisory.modified >= current.modified:
-            found[advisory.osv_id] = advisory
-    return found, report
+def _parse(name: str, data: bytes | None, reason: str | None, report: ImportReport) -> osv.Advisory | None:
+    if data is None:
+        report.skipped.append({"source": name, "reason": reason or "unreadable"})
+        return None
+    try:
+        return osv.parse(json.loads(data))
+    except (ValueError, UnicodeDecodeError) as exc:  # MalformedRecord is a ValueError
+        why = str(exc) if isinstance(exc, osv.MalformedRecord) else f"not valid JSON: {exc}"
+        report.skipped.append({"source": name, "reason": why})
+        return None
 
 
 def _chunks(items: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:
@@ -131,10 +146,38 @@ def store(session: Session, advisories: Iterable[osv.Advisory], report: ImportRe
     report.imported += len(live)
 
 
-def import_path(services: Services, path: str | Path) -> ImportReport:
-    """Import a folder, zip or file of OSV records in one transaction."""
-    found, report = parse_sources(Path(path).expanduser())
-    services.db.run(lambda session: store(session, found.values(), report), write=True)
+def import_path(services: Services, path: str | Path, progress: Progress | None = None) -> ImportReport:
+    """Import a folder, zip or file of OSV records, reading them one at a time.
+
+    Records are validated as they are read and stored in transactions of ``CHUNK`` records, each
+    record replacing its earlier version whole (so scans never see half a record, a live server's
+    writers wait for one short transaction at a time, and memory stays bounded whatever the size of
+    the export). Where a source holds one id twice, the newer ``modified`` wins. An import stopped
+    half-way has stored the earlier chunks; running it again completes it.
+    ``progress(done, total)`` is told after each record.
+    """
+    source = open_source(Path(path).expanduser())
+    report, scratch = ImportReport(), ImportReport()
+    kept: dict[str, tuple[float, bool]] = {}  # id -> (modified, withdrawn) of the version kept
+    batch: dict[str, osv.Advisory] = {}
+
+    def flush() -> None:
+        if batch:
+            services.db.run(lambda session: store(session, list(batch.values()), scratch), write=True)
+            batch.clear()
+
+    for done, (name, data, reason) in enumerate(source.records, 1):
+        advisory = _parse(name, data, reason, report)
+        if advisory is not None and (advisory.osv_id not in kept or advisory.modified >= kept[advisory.osv_id][0]):
+            kept[advisory.osv_id] = (advisory.modified, advisory.withdrawn)
+            batch[advisory.osv_id] = advisory
+            if len(batch) >= CHUNK:
+                flush()
+        if progress is not None:
+            progress(done, source.total)
+    flush()
+    report.withdrawn = sum(1 for _, withdrawn in kept.values() if withdrawn)
+    report.imported = len(kept) - report.withdrawn
     log.info("vulnerability database import from %s: %s imported, %s withdrawn, %s skipped",
              path, report.imported, report.withdrawn, len(report.skipped))
     return report
