@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from tests import lifecycle_world, postgres
+from tests.clients import need, run
 from tests.images import registry_session
 from tests.server import LiveServer, make_client, start_server  # noqa: F401 - make_client for tests
 
@@ -107,3 +108,30 @@ def w(lserver) -> lifecycle_world.World:
     world = lifecycle_world.World(lserver)
     world.ecr.create_repository(repositoryName=lifecycle_world.REPO)
     return world
+
+
+# ---- real registry clients, logged in with `aws ecr get-login-password` as users do
+
+
+@pytest.fixture
+def login_password(aws) -> str:
+    return aws("ecr", "get-login-password").stdout.strip()
+
+
+@pytest.fixture
+def skopeo(server, login_password, tmp_path):
+    need("skopeo")
+    authfile = tmp_path / "auth.json"
+    run("skopeo", "login", "--tls-verify=false", "--authfile", str(authfile), "-u", "AWS", "--password-stdin",
+        server.registry, input=login_password)
+
+    def skopeo_(*args: str, fail: bool = False) -> str:
+        """stdout of a skopeo command that must succeed, or stderr of one that must fail."""
+        if not fail:
+            return run("skopeo", *args, env={"REGISTRY_AUTH_FILE": str(authfile)})
+        proc = subprocess.run(["skopeo", *args], capture_output=True, text=True, timeout=300,
+                              env=dict(os.environ, REGISTRY_AUTH_FILE=str(authfile)))
+        assert proc.returncode != 0, proc.stdout
+        return proc.stderr
+
+    return skopeo_

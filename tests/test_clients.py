@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.clients import need, run
 from tests.images import (
     OCI_INDEX,
     build_image,
@@ -24,45 +25,6 @@ from tests.images import (
 from tests.server import eventually
 
 pytestmark = pytest.mark.clients
-
-
-def run(*cmd: str, input: str | None = None, env: dict | None = None, timeout: int = 300) -> str:
-    proc = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout,
-                          env=dict(os.environ, **(env or {})))
-    if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc.stdout
-
-
-def need(tool: str) -> None:
-    if shutil.which(tool) is None:
-        if os.environ.get("CI"):
-            raise AssertionError(f"{tool} is required in CI (scripts/test installs it)")
-        pytest.skip(f"{tool} not installed")
-
-
-@pytest.fixture
-def login_password(aws) -> str:
-    return aws("ecr", "get-login-password").stdout.strip()
-
-
-@pytest.fixture
-def skopeo(server, login_password, tmp_path):
-    need("skopeo")
-    authfile = tmp_path / "auth.json"
-    run("skopeo", "login", "--tls-verify=false", "--authfile", str(authfile), "-u", "AWS", "--password-stdin",
-        server.registry, input=login_password)
-
-    def skopeo_(*args: str, fail: bool = False) -> str:
-        """stdout of a skopeo command that must succeed, or stderr of one that must fail."""
-        if not fail:
-            return run("skopeo", *args, env={"REGISTRY_AUTH_FILE": str(authfile)})
-        proc = subprocess.run(["skopeo", *args], capture_output=True, text=True, timeout=300,
-                              env=dict(os.environ, REGISTRY_AUTH_FILE=str(authfile)))
-        assert proc.returncode != 0, proc.stdout
-        return proc.stderr
-
-    return skopeo_
 
 
 def test_skopeo_push_inspect_pull_roundtrip(skopeo, server, ecr, tmp_path):

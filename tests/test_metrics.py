@@ -16,10 +16,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ecr_emulator.api import protocol
 from ecr_emulator.registry.app import ROUTES
+from tests.clients import need, run
 from tests.conftest import ACCOUNT, REGION, make_client
 from tests.images import build_image, random_layer, write_oci_layout
 from tests.server import start_server
-from tests.test_clients import need, run
 
 AUTH = ("AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/ecr/aws4_request, SignedHeaders=host, "
         "Signature=abc")

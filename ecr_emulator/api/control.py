@@ -130,10 +130,13 @@ def blueprint(services: Services) -> Blueprint:
     def run_jobs():  # type: ignore[no-untyped-def]
         from ecr_emulator.core.jobs import JobRunner
 
-        json_body()
+        body = json_body()
+        limit = body.get("max", 10_000)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            return jsonify({"error": "max must be a positive integer"}), 400
         services.pulls.flush()
         runner = services.job_runner or JobRunner(services)
-        return jsonify(runner.run_due())
+        return jsonify(runner.run_due(max_jobs=limit))
 
     @bp.post("/lifecycle/run")
     def run_lifecycle():  # type: ignore[no-untyped-def]

@@ -296,6 +296,26 @@ class UnsupportedImageTypeException(EcrError):
     pass
 
 
+class ReplicationBackfillInProgressException(EcrError):
+    pass
+
+
+class ReplicationBackfillNotFoundException(EcrError):
+    pass
+
+
+class ReplicationBackfillInvalidStatusException(EcrError):
+    pass
+
+
+class TemplateAlreadyExistsException(EcrError):
+    pass
+
+
+class TemplateNotFoundException(EcrError):
+    pass
+
+
 # ---- registry-only situations that have no API twin ----
 
 

@@ -36,15 +36,30 @@ class ImagePushed:
     tag: str | None = None
 
 
+Origin = Literal["user", "lifecycle", "replication"]
+
+
 @dataclass(frozen=True)
 class ImageDeleted:
-    """An image is about to be deleted (its rows are still readable)."""
+    """An image is about to be deleted (its rows are still readable): by a user (the API, the
+    registry), by a lifecycle policy, or by replication of a deletion (never replicated on)."""
 
     repository: Repository
     image: Image
+    origin: Origin = "user"
 
 
-Event = ImagePushed | ImageDeleted
+@dataclass(frozen=True)
+class ImageUntagged:
+    """A tag was removed from an image that stays (it has other tags, or an index needs it)."""
+
+    repository: Repository
+    image: Image
+    tag: str
+    origin: Origin = "user"
+
+
+Event = ImagePushed | ImageDeleted | ImageUntagged
 Subscriber = Callable[["Context", Any], None]
 DetailExtension = Callable[["Context", "Repository", "Image", dict[str, Any]], None]
 

@@ -6,17 +6,21 @@ here also registers their background job handlers (``core/jobs.py`` dispatches j
 
 from __future__ import annotations
 
-from ecr_emulator.core.events import Bus, ImageDeleted, ImagePushed
+from ecr_emulator.core.events import Bus, ImageDeleted, ImagePushed, ImageUntagged
 
 
 def wire(bus: Bus) -> Bus:
     from ecr_emulator.core import gc  # noqa: F401 - its job handler and periodic task
     from ecr_emulator.core.images import storage_class  # noqa: F401 - the restore job
     from ecr_emulator.core.lifecycle import execute, preview  # noqa: F401 - lifecycle jobs
+    from ecr_emulator.core.replication import backfill, flow  # noqa: F401 - copy, delete and backfill jobs
     from ecr_emulator.core.scanning import runner, scans  # noqa: F401 - the scan jobs
 
     bus.subscribe(ImagePushed, scans.on_push)
     bus.subscribe(ImagePushed, execute.after_push)
+    bus.subscribe(ImagePushed, flow.on_push)
     bus.subscribe(ImageDeleted, execute.referrers_follow)
+    bus.subscribe(ImageDeleted, flow.on_delete)
+    bus.subscribe(ImageUntagged, flow.on_untag)
     bus.detail_extensions.append(scans.on_detail)
     return bus

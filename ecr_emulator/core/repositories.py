@@ -35,9 +35,9 @@ def get(ctx: Context, name: str, *, for_update: bool = False) -> Repository:
     return repo
 
 
-def find(ctx: Context, name: str) -> Repository | None:
+def find(ctx: Context, name: str, *, for_update: bool = False) -> Repository | None:
     try:
-        return get(ctx, name)
+        return get(ctx, name, for_update=for_update)
     except errors.RepositoryNotFoundException:
         return None
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from flask import Response, request
 
-from ecr_emulator.core import errors, repositories
+from ecr_emulator.core import errors, repositories, templates
 from ecr_emulator.core.context import Context
 from ecr_emulator.core.images import conversion, lookup, pulls, query
 from ecr_emulator.core.images import delete as image_delete
@@ -77,6 +77,7 @@ def put(call: Call, name: str, reference: str) -> Response:
     content_type = (request.headers.get("Content-Type") or "").split(";", 1)[0].strip()
     declared = None if content_type in ("", "application/json", "application/octet-stream") else content_type
     def store(ctx: Context) -> tuple[str, str | None]:
+        templates.for_push(ctx, name)  # a push may create the repository (create-on-push templates)
         result = image_put.put_image(ctx, name, raw, media_type=declared, tag=None if by_digest else reference,
                                      digest=reference if by_digest else None, idempotent=True)
         return result.image.digest, result.image.subject_digest

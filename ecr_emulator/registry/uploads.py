@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from flask import Response, request
 
-from ecr_emulator.core import errors, repositories, settings_store, uploads
+from ecr_emulator.core import errors, repositories, settings_store, templates, uploads
 from ecr_emulator.core.context import Context
 from ecr_emulator.core.naming import DIGEST
 from ecr_emulator.registry.body import BodyUnreadable, body_chunks, content_length
@@ -85,6 +85,7 @@ def start(call: Call, name: str) -> Response:
     digest = request.args.get("digest")
 
     def begin(ctx: Context) -> str | None:
+        templates.for_push(ctx, name)  # a push may create the repository (create-on-push templates)
         if mount and source and _try_mount(ctx, name, mount, source):
             return None
         return uploads.initiate(ctx, name).id

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from ecr_emulator.core import errors, repositories
 from ecr_emulator.core.context import Context
-from ecr_emulator.core.events import ImageDeleted
+from ecr_emulator.core.events import ImageDeleted, ImageUntagged, Origin
 from ecr_emulator.core.images import lookup
 from ecr_emulator.storage.models import Image, ImageChild, Repository
 
@@ -32,7 +32,7 @@ def referencing_indexes(ctx: Context, repo: Repository, digest: str) -> list[str
 
 
 def delete_image(
-    ctx: Context, repo: Repository, image: Image, *, check_indexes: bool = True
+    ctx: Context, repo: Repository, image: Image, *, check_indexes: bool = True, origin: Origin = "user"
 ) -> list[dict[str, str]]:
     """Delete an image and all its tags. Returns the deleted ImageIdentifiers.
 
@@ -45,23 +45,24 @@ def delete_image(
     removed = [{"imageDigest": image.digest, "imageTag": t.tag} for t in image.tags] or [
         {"imageDigest": image.digest}
     ]
-    ctx.services.events.publish(ctx, ImageDeleted(repo, image))
+    ctx.services.events.publish(ctx, ImageDeleted(repo, image, origin))
     ctx.session.delete(image)
     return removed
 
 
-def untag(ctx: Context, repo: Repository, image: Image, tag: str) -> list[dict[str, str]]:
+def untag(ctx: Context, repo: Repository, image: Image, tag: str, *, origin: Origin = "user") -> list[dict[str, str]]:
     """Remove one tag; the image goes with its last tag unless an index still needs it."""
     row = lookup.tag_row(ctx, repo, tag)
     if row is None or row.image_id != image.id:
         return []
     remaining = [t for t in image.tags if t.tag != tag]
     if not remaining and not referencing_indexes(ctx, repo, image.digest):
-        delete_image(ctx, repo, image)
+        delete_image(ctx, repo, image, origin=origin)
     else:
         ctx.session.delete(row)
         ctx.session.flush()
         ctx.session.expire(image, ["tags"])
+        ctx.services.events.publish(ctx, ImageUntagged(repo, image, tag, origin))
     return [{"imageDigest": image.digest, "imageTag": tag}]
 
 

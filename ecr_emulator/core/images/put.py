@@ -47,9 +47,13 @@ def put_image(
     digest: str | None = None,
     *,
     idempotent: bool = False,
+    replicated: bool = False,
 ) -> PutResult:
     """Store ``raw`` (and tag it). ``idempotent`` is the registry's re-push behaviour: the same
-    manifest with the same tag succeeds instead of raising ImageAlreadyExists."""
+    manifest with the same tag succeeds instead of raising ImageAlreadyExists. ``replicated``
+    marks a copy made by replication (idempotent; its push event says so, so it is not
+    replicated on)."""
+    idempotent = idempotent or replicated
     repo = repositories.get(ctx, repository_name, for_update=True)
     if tag is not None:
         lookup.check_tag(tag)
@@ -69,13 +73,14 @@ def put_image(
             idempotent = True
         tagged = _retag(ctx, repo, existing, tag, idempotent)
         if restored or tagged:
-            publish(ctx, ImagePushed(repo, existing, "restore" if restored else "retag", tag))
+            kind = "replicated" if replicated else "restore" if restored else "retag"
+            publish(ctx, ImagePushed(repo, existing, kind, tag))
         return PutResult(repo, existing, manifest, tag)
 
     image = _store_new(ctx, repo, manifest)
     if tag is not None:
         _point_tag(ctx, repo, image, tag, new_image=True)
-    publish(ctx, ImagePushed(repo, image, "new", tag))
+    publish(ctx, ImagePushed(repo, image, "replicated" if replicated else "new", tag))
     return PutResult(repo, image, manifest, tag)
 
 

@@ -75,7 +75,7 @@ def _apply(ctx: Context, repo: Repository, action: Action, result: RunResult, ne
         result.transitioned.append(image.digest)
         return []
     blobs = [b.digest for b in image.blobs]
-    image_delete.delete_image(ctx, repo, image, check_indexes=new_indexes)
+    image_delete.delete_image(ctx, repo, image, check_indexes=new_indexes, origin="lifecycle")
     result.expired.append(action.image.digest)
     return blobs
 
