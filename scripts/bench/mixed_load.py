@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
-import os
 import statistics
 import sys
 import tempfile
@@ -29,31 +27,8 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from registry_clients import push_image, push_small
-from registry_targets import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, REPO, TAG, Target, distribution, ecr_emulator
-
-
-def _push_tagged(target: Target, tag: str) -> None:
-    layers = [os.urandom(2048) for _ in range(3)]
-    digests = [push_small(target, data) for data in layers]
-    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers",
-                                                                              "diff_ids": digests}}).encode()
-    config_digest = push_small(target, config)
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config)},
-        "layers": [{"mediaType": OCI_LAYER, "digest": d, "size": len(b)} for d, b in zip(digests, layers, strict=True)],
-    }).encode()
-    conn = http.client.HTTPConnection(target.host, target.port, timeout=120)
-    try:
-        conn.request("PUT", f"/v2/{REPO}/manifests/{tag}", body=manifest,
-                     headers={**target.headers, "Content-Type": OCI_MANIFEST})
-        resp = conn.getresponse()
-        resp.read()
-        if resp.status != 201:
-            raise RuntimeError(f"{target.name}: manifest PUT answered {resp.status}")
-    finally:
-        conn.close()
+from registry_clients import push_image
+from registry_targets import OCI_MANIFEST, REPO, TAG, Target, distribution, ecr_emulator
 
 
 def measure(target: Target, seconds: float, pushers: int, pullers: int) -> dict[str, float]:
@@ -80,7 +55,7 @@ def measure(target: Target, seconds: float, pushers: int, pullers: int) -> dict[
         n = 0
         while not stop.is_set():
             try:
-                _push_tagged(target, f"load-{i}-{n}")
+                push_image(target, f"load-{i}-{n}")
             except RuntimeError as exc:
                 errors.append(str(exc))
             n += 1

@@ -120,7 +120,8 @@ def random_file(path: Path, size: int, seed: bytes = b"") -> str:
 # ---------------------------------------------------------------- the small image
 
 
-def push_image(target: Target) -> None:
+def push_image(target: Target, tag: str = TAG) -> None:
+    """A small image (three random layers, a config) under ``tag``: blob POST/PUT, manifest PUT."""
     layers = [os.urandom(4096 + 1024 * i) for i in range(3)]
     layer_digests = [push_small(target, data) for data in layers]
     config = json.dumps({
@@ -134,7 +135,7 @@ def push_image(target: Target) -> None:
         "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config)},
         "layers": [{"mediaType": OCI_LAYER, "digest": d, "size": len(b)} for d, b in zip(layer_digests, layers, strict=True)],
     }).encode()
-    status, _, body = call(target, "PUT", f"/v2/{REPO}/manifests/{TAG}", manifest, {"Content-Type": OCI_MANIFEST})
+    status, _, body = call(target, "PUT", f"/v2/{REPO}/manifests/{tag}", manifest, {"Content-Type": OCI_MANIFEST})
     if status != 201:
         raise RuntimeError(f"{target.name}: PUT manifest answered {status}: {body[:300]!r}")
 
