@@ -79,8 +79,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     if args.command == "serve":
+        from ecr_emulator.core.iam.principals import IamConfig, IamConfigError
         from ecr_emulator.server import serve
 
+        if settings.verify_signatures and not settings.iam_config:
+            print("ecr-emulator: --verify-signatures needs --iam-config (the secrets to verify against)",
+                  file=sys.stderr)
+            return 2
+        try:
+            IamConfig.load(settings.iam_config)  # checked once here, so a bad file never reaches a worker
+        except IamConfigError as exc:
+            print(f"ecr-emulator: --iam-config {exc}", file=sys.stderr)
+            return 2
         return serve(settings)
 
     from ecr_emulator.core.bootstrap import build_services

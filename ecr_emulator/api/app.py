@@ -10,11 +10,11 @@ from typing import Any
 
 from flask import Flask, Response, request
 
-from ecr_emulator.api import control, identity, protocol
+from ecr_emulator.api import authorization, control, identity, protocol
 from ecr_emulator.api.operations import OPERATIONS, load_all
-from ecr_emulator.core import errors
+from ecr_emulator.core import access, errors
 from ecr_emulator.core.context import Services
-from ecr_emulator.core.naming import Scope, repository_arn
+from ecr_emulator.core.iam import sigv4
 
 log = logging.getLogger("ecr_emulator.api")
 CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -29,7 +29,9 @@ def _json(body: dict[str, Any], status: int, request_id: str) -> Response:
     )
 
 
-def handle(services: Services, target: str | None, authorization: str | None, body: bytes) -> tuple[dict, int, str]:
+def handle(
+    services: Services, target: str | None, wire: sigv4.SignedRequest, body: bytes, origin: access.Origin
+) -> tuple[dict, int, str]:
     """One API call, start to finish. Returns (body, status, operation name)."""
     op_name = "-"
     try:
@@ -38,21 +40,15 @@ def handle(services: Services, target: str | None, authorization: str | None, bo
         op_name = target[len(protocol.TARGET_PREFIX):]
         if op_name not in protocol.operation_names():
             raise errors.UnknownOperationException(f"Unknown operation {op_name!r}")
-        principal, scope = identity.identify(services.settings, authorization)
+        principal, scope = identity.identify(services, wire, body)
         op = OPERATIONS.get(op_name)
         if op is None:  # the honest answer whatever the input: this operation is not built yet
             raise errors.NotImplementedException(op_name)
         op_model = protocol.operation_model(op_name)
         params = protocol.validate_input(op_model, protocol.parse_body(body))
-        registry_id = params.get("registryId")
-        if registry_id is not None and registry_id != principal.account_id:
-            resource = repository_arn(Scope(registry_id, scope.region), params.get("repositoryName", "*"))
-            raise errors.AccessDeniedException(
-                f"User: {principal.access_key_id} (account {principal.account_id}) is not authorized to perform: "
-                f"ecr:{op_name} on resource: {resource} because no resource-based policy allows the "
-                f"ecr:{op_name} action"
-            )
+        scope = authorization.registry_scope(scope, params)
         with services.unit(scope, principal, write=op.write) as ctx:
+            access.authorize(ctx, authorization.needs(op_name, params), origin)  # the API's one authorization seam
             result = op.fn(ctx, params)
         return protocol.serialize_output(op_model, result), 200, op_name
     except errors.EcrError as exc:
@@ -60,6 +56,13 @@ def handle(services: Services, target: str | None, authorization: str | None, bo
     except Exception:
         log.exception("internal error in %s", op_name)
         return {"__type": "ServerException", "message": "An internal error occurred in ecr-emulator."}, 500, op_name
+
+
+def _signed_request() -> sigv4.SignedRequest:
+    """The request as SigV4 covers it (the body hash is filled in only when signatures are verified)."""
+    raw_path = (request.environ.get("RAW_URI") or request.path).split("?", 1)[0]
+    query = request.query_string.decode("latin-1")
+    return sigv4.SignedRequest(request.method, raw_path, query, tuple(request.headers.items()), "")
 
 
 def create_app(services: Services) -> Flask:
@@ -74,8 +77,9 @@ def create_app(services: Services) -> Flask:
         body, status, op_name = handle(
             services,
             request.headers.get("X-Amz-Target"),
-            request.headers.get("Authorization"),
+            _signed_request(),
             request.get_data(cache=False),
+            access.Origin(request.remote_addr, request.scheme == "https", request.headers.get("User-Agent")),
         )
         log.info("api %s %d %.1fms", op_name, status, (time.perf_counter() - started) * 1000)
         return _json(body, status, request_id)

@@ -7,6 +7,7 @@ from sqlalchemy import delete
 from ecr_emulator.config import Settings
 from ecr_emulator.core.clock import Clock
 from ecr_emulator.core.context import Services
+from ecr_emulator.core.iam.principals import IamConfig
 from ecr_emulator.core.naming import RegistryHosts, Scope
 from ecr_emulator.core.tokens import TokenSigner, load_or_create_secret
 from ecr_emulator.core.uploads import HASHERS
@@ -39,6 +40,7 @@ def build_services(settings: Settings, *, upgrade: bool = True) -> Services:
         hosts=RegistryHosts(
             settings.default_registry_host(), Scope(settings.default_account, settings.default_region)
         ),
+        iam=IamConfig.load(settings.iam_config),
     )
     if upgrade:
         from ecr_emulator.core.vulndb import store as vulndb

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from ecr_emulator.config import Settings
 from ecr_emulator.core.clock import Clock
+from ecr_emulator.core.iam.principals import IamConfig
 from ecr_emulator.core.naming import Principal, RegistryHosts, Scope
 from ecr_emulator.core.tokens import TokenSigner
 from ecr_emulator.storage.blobstore import BlobStore
@@ -32,6 +33,7 @@ class Services:
     tokens: TokenSigner
     hosts: RegistryHosts
     job_runner: Any = None  # set by the server when background workers run in this process
+    iam: IamConfig = field(default_factory=IamConfig)  # principals declared with --iam-config
 
     @property
     def default_scope(self) -> Scope:

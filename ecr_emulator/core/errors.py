@@ -48,6 +48,28 @@ class MissingAuthenticationTokenException(EcrError):
     http_status = 403
 
 
+class IncompleteSignatureException(EcrError):
+    """A SigV4 ``Authorization`` header or query string that lacks parts or is garbled."""
+
+
+class InvalidSignatureException(EcrError):
+    """A SigV4 signature that does not verify, or is outside its time window."""
+
+    http_status = 403
+
+    @classmethod
+    def mismatch(cls) -> InvalidSignatureException:
+        return cls("The request signature we calculated does not match the signature you provided. Check your "
+                   "AWS Secret Access Key and signing method. Consult the service documentation for details.")
+
+
+class UnrecognizedClientException(EcrError):
+    """An access key (or session token) nobody issued."""
+
+    def __init__(self, message: str = "The security token included in the request is invalid.") -> None:
+        super().__init__(message)
+
+
 class NotImplementedException(EcrError):
     """An operation the model has and this emulator has not built yet (never a 500)."""
 

@@ -90,7 +90,7 @@ def start(call: Call, name: str) -> Response:
     mount, source = request.args.get("mount"), request.args.get("from")
     digest = request.args.get("digest")
     with call.services.unit(call.caller.scope, call.caller.principal, write=True) as ctx:
-        if mount and source and _try_mount(ctx, name, mount, source):
+        if mount and source and call.services.may_mount() and _try_mount(ctx, name, mount, source):
             return _created(name, mount)
         upload = uploads.initiate(ctx, name)
     if digest is not None:  # monolithic upload: POST ?digest= with the whole blob as body

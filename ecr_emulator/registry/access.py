@@ -1,0 +1,72 @@
+"""What a registry request needs permission for, checked in the request's first unit of work.
+
+Each route carries the ECR action it needs (``registry/app.py`` ROUTES, ECR-BEHAVIOUR 12.2) on the
+repository it names (``_catalog``: every repository). A cross-repository mount also needs
+``ecr:GetDownloadUrlForLayer`` on the source, as ECR documents; without it the mount is not made
+and the client uploads the blob instead, the fallback the protocol provides.
+
+Handlers open their own units of work; ``Guarded`` hands them ``Services`` whose first unit runs
+``core.access.authorize`` inside that same transaction, so a permitted request pays one more SQL
+statement (not one more transaction) and a denied one changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from ecr_emulator.core import access
+from ecr_emulator.core.context import Context, Services
+
+MOUNT_ROUTE = "upload_start"
+
+
+class Guarded:
+    """``Services`` whose first ``unit()`` checks the request's permissions."""
+
+    def __init__(self, services: Services, required: list[access.Need], mount_source: access.Need | None,
+                 origin: access.Origin) -> None:
+        self._services = services
+        self._required = required
+        self._mount_source = mount_source
+        self._origin = origin
+        self._checked = not required
+        self._may_mount = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._services, name)
+
+    @contextmanager
+    def unit(self, *args: Any, **kwargs: Any) -> Iterator[Context]:
+        with self._services.unit(*args, **kwargs) as ctx:
+            if not self._checked:
+                access.authorize(ctx, self._required, self._origin)
+                if self._mount_source is not None:
+                    self._may_mount = access.permits(ctx, self._mount_source, self._origin)
+                self._checked = True
+            yield ctx
+
+    def may_mount(self) -> bool:
+        """Whether the caller may read the mount source (known once the first unit has opened)."""
+        return self._may_mount
+
+    def ensure_checked(self) -> None:
+        """A handler that answered without opening a unit of work was never authorized: a bug."""
+        if not self._checked:
+            raise RuntimeError("registry handler answered without opening a unit of work; it was not authorized")
+
+
+def guard(services: Services, action: str | None, route_name: str, params: Mapping[str, str],
+          args: Mapping[str, str], origin: access.Origin, presigned: bool) -> Guarded:
+    """The permissions one registry request needs. A presigned download URL carries its own
+    authorization (it was checked when GetDownloadUrlForLayer issued it)."""
+    if action is None or presigned:
+        return Guarded(services, [], None, origin)
+    name = params.get("name")
+    required = [access.Need(action, name if name is not None else access.EVERY_REPOSITORY)]
+    mount, source = args.get("mount"), args.get("from")
+    mount_source = None
+    if route_name == MOUNT_ROUTE and mount and source and source != name:
+        mount_source = access.Need("ecr:GetDownloadUrlForLayer", source)
+    return Guarded(services, required, mount_source, origin)
