@@ -135,14 +135,14 @@ def _arn_pattern(raw: str, lookup: patterns.Lookup | None) -> tuple[re.Pattern[s
     return tuple(patterns.glob(p, lookup=lookup) for p in parts)
 
 
-def _as_text(value: Any) -> str:
+def _as_text(value: Any, where: str) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     if isinstance(value, str):
         return value
-    raise PolicyError("condition values must be strings, numbers or booleans")
+    raise PolicyError(f"{where}: condition values must be strings, numbers or booleans")
 
 
 @dataclass(frozen=True)
@@ -258,7 +258,7 @@ def _compile_operator(operator: Any, entries: Any, variables_allowed: bool, wher
         raw_values = raw if isinstance(raw, list) else [raw]
         if not raw_values:
             raise PolicyError(f"{where}.{key}: at least one value is required")
-        texts = [_as_text(v) for v in raw_values]
+        texts = [_as_text(v, f"{where}.{key}") for v in raw_values]
         uses_variables = variables_allowed and kind in _VARIABLE_KINDS and any(map(patterns.has_variables, texts))
         if uses_variables:
             for text in texts:
