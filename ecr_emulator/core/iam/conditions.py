@@ -10,6 +10,7 @@ absent key: ForAnyValue false, ForAllValues true).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import re
@@ -87,6 +88,12 @@ def check_key(key: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=1024)
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.ip_address(text)
+
+
+@functools.lru_cache(maxsize=1024)
 def parse_date(value: str) -> float:
     """ISO 8601 (date, date-time, with zone or UTC) or epoch seconds -> epoch seconds."""
     text = value.strip()
@@ -210,7 +217,7 @@ class Clause:
                 moment, op = parse_date(item), _COMPARE[kind[5:]]
                 return any(op(moment, v) for v in values)
             if kind == "ip":
-                address = ipaddress.ip_address(item)
+                address = _address(item)
                 return any(address.version == v.version and address in v for v in values)
             if kind == "arn":
                 parts = item.split(":", 5)

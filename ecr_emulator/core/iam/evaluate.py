@@ -58,18 +58,18 @@ class Decision:
 
 
 def _denies(policies: Sequence[Policy], request: Request) -> bool:
-    return any(not st.allow and st.matches(request) for p in policies for st in p.statements)
+    return any(st.applies(request) for p in policies for st in p.for_action(request.action)[0])
 
 
 def _identity_allows(policies: Sequence[Policy], request: Request) -> bool:
-    return any(st.allow and st.matches(request) for p in policies for st in p.statements)
+    return any(st.applies(request) for p in policies for st in p.for_action(request.action)[1])
 
 
 def _resource_grant(policies: Sequence[Policy], request: Request) -> str | None:
     best = None
     for p in policies:
-        for st in p.statements:
-            if st.allow and (named := st.matches(request)):
+        for st in p.for_action(request.action)[1]:
+            if named := st.applies(request):
                 if named == DIRECT or request.principal.is_root:
                     return DIRECT
                 best = ACCOUNT

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ecr_emulator.core.iam import patterns
@@ -79,11 +79,13 @@ class Statement:
     not_principal: bool
     conditions: tuple[Clause, ...]
 
-    def matches(self, request: Request) -> str | None:
-        """None when the statement does not apply; else how the caller was named (DIRECT for identity
-        policies)."""
-        if (self.actions.fullmatch(request.action) is None) != self.not_action:
-            return None
+    def acts_on(self, action: str) -> bool:
+        """Whether the statement covers ``action`` (lower case)."""
+        return (self.actions.fullmatch(action) is not None) != self.not_action
+
+    def applies(self, request: Request) -> str | None:
+        """For a statement that acts on the request's action: None when it does not apply (principal,
+        resource or condition); else how the caller was named (DIRECT for identity policies)."""
         named = DIRECT
         if self.principals is not None:
             found = self.principals.match(request.principal)
@@ -117,6 +119,18 @@ class Statement:
 class Policy:
     kind: str
     statements: tuple[Statement, ...]
+    _by_action: dict[str, tuple[tuple[Statement, ...], tuple[Statement, ...]]] = field(
+        default_factory=dict, compare=False, repr=False)
+
+    def for_action(self, action: str) -> tuple[tuple[Statement, ...], tuple[Statement, ...]]:
+        """(Deny statements, Allow statements) that act on ``action`` (lower case); remembered per
+        action, since a compiled policy never changes."""
+        found = self._by_action.get(action)
+        if found is None:
+            acting = [st for st in self.statements if st.acts_on(action)]
+            found = (tuple(st for st in acting if not st.allow), tuple(st for st in acting if st.allow))
+            self._by_action[action] = found
+        return found
 
 
 def _as_list(value: Any) -> list[Any]:
