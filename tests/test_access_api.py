@@ -238,6 +238,11 @@ def test_policies_with_unknown_operators_or_keys_are_refused(server, admin):
         with pytest.raises(ClientError) as e:
             admin.put_registry_policy(policyText=json.dumps(bad))
         assert error_of(e)[0] == "InvalidParameterException"
+    huge = doc(*[{"Sid": f"S{i}", "Effect": "Allow", "Principal": {"AWS": B}, "Action": "ecr:BatchGetImage"}
+                 for i in range(200)])
+    with pytest.raises(ClientError) as e:
+        admin.set_repository_policy(repositoryName="strict", policyText=json.dumps(huge))
+    assert error_of(e)[0] == "InvalidParameterException" and "10240" in error_of(e)[1]
 
 
 def test_aws_cli_cross_account(server, admin):

@@ -183,6 +183,10 @@ def test_each_route_asks_its_own_action(server, admin):
     check_denied(s.get(f"{base}/v2/routes/manifests/v1"), role, "ecr:BatchGetImage", "routes")
     check_denied(s.get(f"{base}/v2/routes/tags/list"), role, "ecr:ListImages", "routes")
     check_denied(s.post(f"{base}/v2/routes/blobs/uploads/"), role, "ecr:InitiateLayerUpload", "routes")
+    allow(admin, "routes", B, ["ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload"])
+    assert s.post(f"{base}/v2/routes/blobs/uploads/").status_code == 202
+    check_denied(s.post(f"{base}/v2/routes/blobs/uploads/", params={"digest": image.config.digest},
+                        data=image.config.data), role, "ecr:UploadLayerPart", "routes")  # monolithic: all three
     check_denied(s.put(f"{base}/v2/routes/manifests/v2", data=image.manifest,
                        headers={"Content-Type": image.media_type}), role, "ecr:PutImage", "routes")
     check_denied(s.delete(f"{base}/v2/routes/manifests/{image.digest}"), role, "ecr:BatchDeleteImage", "routes")

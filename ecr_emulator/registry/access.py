@@ -1,7 +1,9 @@
 """What a registry request needs permission for, checked in the request's first unit of work.
 
 Each route carries the ECR action it needs (``registry/app.py`` ROUTES, ECR-BEHAVIOUR 12.2) on the
-repository it names (``_catalog``: every repository). A cross-repository mount also needs
+repository it names (``_catalog``: every repository). A monolithic upload (``POST ?digest=``) is
+all three upload steps at once, and a final ``PUT`` with a body also uploads a part, so they need
+those actions too. A cross-repository mount also needs
 ``ecr:GetDownloadUrlForLayer`` on the source, as ECR documents; without it the mount is not made
 and the client uploads the blob instead, the fallback the protocol provides.
 
@@ -19,7 +21,8 @@ from typing import Any
 from ecr_emulator.core import access
 from ecr_emulator.core.context import Context, Services
 
-MOUNT_ROUTE = "upload_start"
+MOUNT_ROUTE = "upload_start"  # POST /blobs/uploads/: starts, mounts, or uploads monolithically
+FINISH_ROUTE = "upload_finish"
 
 
 class Guarded:
@@ -58,13 +61,19 @@ class Guarded:
 
 
 def guard(services: Services, action: str | None, route_name: str, params: Mapping[str, str],
-          args: Mapping[str, str], origin: access.Origin, presigned: bool) -> Guarded:
+          args: Mapping[str, str], has_body: bool, origin: access.Origin, presigned: bool) -> Guarded:
     """The permissions one registry request needs. A presigned download URL carries its own
     authorization (it was checked when GetDownloadUrlForLayer issued it)."""
     if action is None or presigned:
         return Guarded(services, [], None, origin)
     name = params.get("name")
-    required = [access.Need(action, name if name is not None else access.EVERY_REPOSITORY)]
+    repository = name if name is not None else access.EVERY_REPOSITORY
+    actions = [action]
+    if route_name == MOUNT_ROUTE and args.get("digest") is not None:  # a monolithic upload: all three steps
+        actions += ["ecr:UploadLayerPart", "ecr:CompleteLayerUpload"]
+    elif route_name == FINISH_ROUTE and has_body:  # the last chunk travels with the completion
+        actions.append("ecr:UploadLayerPart")
+    required = [access.Need(a, repository) for a in actions]
     mount, source = args.get("mount"), args.get("from")
     mount_source = None
     if route_name == MOUNT_ROUTE and mount and source and source != name:

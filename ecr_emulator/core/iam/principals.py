@@ -129,13 +129,15 @@ class IamConfig:
         return cls(declared)
 
 
-def _text(entry: dict[str, Any], name: str, pattern: re.Pattern[str], what: str, required: bool = True) -> str | None:
+def _text(entry: dict[str, Any], name: str, pattern: re.Pattern[str], what: str) -> str:
     value = entry.get(name)
-    if value is None and not required:
-        return None
     if not isinstance(value, str) or not pattern.match(value):
         raise IamConfigError(f"{name} must be {what}")
     return value
+
+
+def _optional_text(entry: dict[str, Any], name: str, pattern: re.Pattern[str], what: str) -> str | None:
+    return None if entry.get(name) is None else _text(entry, name, pattern, what)
 
 
 def _entry(entry: Any) -> Declared:
@@ -145,12 +147,11 @@ def _entry(entry: Any) -> Declared:
         raise IamConfigError(f"unknown field(s) {sorted(unknown)}; expected {sorted(_ENTRY_KEYS)}")
     key = _text(entry, "accessKeyId", ACCESS_KEY, "16-128 letters, digits or underscores (like AKIA...)")
     secret = _text(entry, "secretAccessKey", _PRINTABLE, "printable ASCII without spaces")
-    token = _text(entry, "sessionToken", _PRINTABLE, "printable ASCII without spaces", required=False)
-    session = _text(entry, "sessionName", _SESSION, "2-64 characters of [A-Za-z0-9+=,.@_-]", required=False)
+    token = _optional_text(entry, "sessionToken", _PRINTABLE, "printable ASCII without spaces")
+    session = _optional_text(entry, "sessionName", _SESSION, "2-64 characters of [A-Za-z0-9+=,.@_-]")
     arn = entry.get("arn")
     principal = principal_for(arn, key, session) if isinstance(arn, str) else None
-    assert key is not None and secret is not None
-    if principal is None:
+    if principal is None or not isinstance(arn, str):
         raise IamConfigError(
             "arn must be arn:aws:iam::<account>:user/<name>, ...:role/<name>, ...:root or "
             "arn:aws:sts::<account>:assumed-role/<role>/<session>"
