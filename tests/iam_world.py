@@ -15,6 +15,8 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
+from tests.server import start_server
+
 A, B, C = "111111111111", "222222222222", "333333333333"
 REGION = "us-east-1"
 PULL = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
@@ -103,6 +105,16 @@ EVERYONE = (ROOT_A, CI, READER, NOT_DELETE, TAGGER, NETWORK, PULLER, NOBODY, DEP
 def write_config(path: Path) -> Path:
     path.write_text(json.dumps({"principals": [w.entry() for w in EVERYONE]}, indent=1))
     return path
+
+
+ADMIN_KEY = "AKIAUNDECLAREDADMIN1"  # nobody declared it: the root of the default account, A
+
+
+def start_iam_server(tmp_path_factory, name: str, *extra: str):
+    """A live server with this cast declared and account A as its default registry."""
+    base = tmp_path_factory.mktemp(name)
+    return start_server(base / "data", "--iam-config", str(write_config(base / "iam.json")), "--default-account", A,
+                        *extra)
 
 
 def client(server, who: Who | str, *, secret: str | None = None, token: str | None = None, region: str = REGION):

@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 
 from tests.errors import error_of
 from tests.iam_world import (
+    ADMIN_KEY,
     CI,
     DEPLOYER,
     NETWORK,
@@ -27,16 +28,14 @@ from tests.iam_world import (
     denial,
     doc,
     repo_arn,
-    write_config,
+    start_iam_server,
 )
 from tests.images import build_image, push_via_api
-from tests.server import start_server
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    base = tmp_path_factory.mktemp("iam-api")
-    live = start_server(base / "data", "--iam-config", str(write_config(base / "iam.json")), "--default-account", A)
+    live = start_iam_server(tmp_path_factory, "iam-api")
     yield live
     live.stop()
 
@@ -44,7 +43,7 @@ def server(tmp_path_factory):
 @pytest.fixture
 def admin(server):
     """The root of account A: an access key nobody declared, mapped to the default account."""
-    return client(server, "AKIAUNDECLAREDADMIN1")
+    return client(server, ADMIN_KEY)
 
 
 def denied(call, *args, **kwargs) -> str:

@@ -16,6 +16,7 @@ import requests
 
 from tests.errors import oci_error
 from tests.iam_world import (
+    ADMIN_KEY,
     CI,
     DEPLOYER,
     NOBODY,
@@ -26,24 +27,22 @@ from tests.iam_world import (
     client,
     doc,
     repo_arn,
-    write_config,
+    start_iam_server,
 )
 from tests.images import build_image, push_via_api, write_oci_layout
-from tests.server import start_server
 from tests.test_clients import need, run
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    base = tmp_path_factory.mktemp("iam-registry")
-    live = start_server(base / "data", "--iam-config", str(write_config(base / "iam.json")), "--default-account", A)
+    live = start_iam_server(tmp_path_factory, "iam-registry")
     yield live
     live.stop()
 
 
 @pytest.fixture
 def admin(server):
-    return client(server, "AKIAUNDECLAREDADMIN1")
+    return client(server, ADMIN_KEY)
 
 
 def password_of(server, who) -> str:

@@ -13,8 +13,7 @@ import requests
 from botocore.exceptions import ClientError
 
 from tests.errors import error_of
-from tests.iam_world import CI, DEPLOYER, ROOT_A, A, aws_cli, client, write_config
-from tests.server import start_server
+from tests.iam_world import CI, DEPLOYER, ROOT_A, A, aws_cli, client, start_iam_server
 
 MISMATCH = ("The request signature we calculated does not match the signature you provided. Check your AWS Secret "
             "Access Key and signing method. Consult the service documentation for details.")
@@ -24,9 +23,7 @@ TARGET = "AmazonEC2ContainerRegistry_V20150921."
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    base = tmp_path_factory.mktemp("iam-sigv4")
-    live = start_server(base / "data", "--iam-config", str(write_config(base / "iam.json")), "--verify-signatures",
-                        "--default-account", A)
+    live = start_iam_server(tmp_path_factory, "iam-sigv4", "--verify-signatures")
     yield live
     live.stop()
 
