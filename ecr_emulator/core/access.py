@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,63 +109,63 @@ def _stored(ctx: Context, repository: str | None) -> _Stored:
 
 
 class RequestKeys:
-    """The condition keys of one request, computed on first use (most statements never ask)."""
-
-    _TAG_PREFIXES = ("aws:resourcetag/", "ecr:resourcetag/")
+    """The condition keys of one request, each computed when a statement first asks for it (most
+    statements never do): what they say comes from the principal, the connection, the request's
+    tags, the registry addressed, the emulator clock and, read only then, the repository's tags."""
 
     def __init__(self, ctx: Context, need: Need, origin: Origin, repository_id: int | None) -> None:
-        self._ctx, self._need, self._origin, self._repository_id = ctx, need, origin, repository_id
-        self._values: dict[str, str | list[str]] | None = None
-        self._resource_tags: dict[str, str] | None = None
+        self.ctx, self.need, self.origin, self._repository_id = ctx, need, origin, repository_id
+        self._seen: dict[str, str | list[str] | None] = {}
+        self._tag_maps: dict[str, dict[str, str]] = {}
 
     def get(self, key: str) -> str | list[str] | None:
-        if self._values is None:
-            self._values = self._build()
-        found = self._values.get(key)
-        if found is None and key.startswith(self._TAG_PREFIXES):
-            return self._tags().get(key.split("/", 1)[1])
+        if key in self._seen:
+            return self._seen[key]
+        provider = _KEYS.get(key)
+        if provider is not None:
+            found = provider(self)
+        else:
+            prefix, _, tag = key.partition("/")
+            found = self._tags(prefix).get(tag) if tag and prefix in _TAG_SOURCES else None
+        self._seen[key] = found
         return found
 
-    def _tags(self) -> dict[str, str]:
-        if self._resource_tags is None:
-            self._resource_tags = {}
-            if self._repository_id is not None:
-                rows = self._ctx.session.execute(
-                    select(ResourceTag.key, ResourceTag.value).where(ResourceTag.repository_id == self._repository_id)
-                )
-                self._resource_tags = {k.lower(): v for k, v in rows}
-        return self._resource_tags
+    def _tags(self, prefix: str) -> dict[str, str]:
+        """Tag key (lower case) -> value, for one of the ``.../<tag key>`` families."""
+        if prefix not in self._tag_maps:
+            self._tag_maps[prefix] = {k.lower(): v for k, v in _TAG_SOURCES[prefix](self)}
+        return self._tag_maps[prefix]
 
-    def _build(self) -> dict[str, str | list[str]]:
-        ctx, need, origin = self._ctx, self._need, self._origin
-        who = ctx.principal
-        values: dict[str, str | list[str]] = {
-            "aws:principalarn": who.entity_arn,
-            "aws:principalaccount": who.account_id,
-            "aws:principaltype": who.kind,
-            "aws:currenttime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ctx.now)),
-            "aws:epochtime": str(int(ctx.now)),
-            "aws:securetransport": "true" if origin.secure else "false",
-            "aws:requestedregion": ctx.scope.region,
-            "aws:resourceaccount": ctx.scope.account_id,
-            "aws:viaawsservice": "false",
-            "aws:principalisawsservice": "false",
-        }
-        if who.is_root:
-            values["aws:userid"] = who.account_id
-        if who.username:
-            values["aws:username"] = who.username
-        if origin.source_ip:
-            values["aws:sourceip"] = origin.source_ip
-        if origin.user_agent:
-            values["aws:useragent"] = origin.user_agent
-        for key, value in ctx.services.iam.tags(who).items():
-            values[f"aws:principaltag/{key.lower()}"] = value
-        for key, value in need.request_tags:
-            values[f"aws:requesttag/{key.lower()}"] = value
-        if need.tag_keys is not None:
-            values["aws:tagkeys"] = list(need.tag_keys)
-        return values
+    def resource_tags(self) -> list[tuple[str, str]]:
+        if self._repository_id is None:
+            return []
+        stmt = select(ResourceTag.key, ResourceTag.value).where(ResourceTag.repository_id == self._repository_id)
+        return [(k, v) for k, v in self.ctx.session.execute(stmt)]
+
+
+_KEYS: dict[str, Callable[[RequestKeys], str | list[str] | None]] = {
+    "aws:principalarn": lambda r: r.ctx.principal.entity_arn,
+    "aws:principalaccount": lambda r: r.ctx.principal.account_id,
+    "aws:principaltype": lambda r: r.ctx.principal.kind,
+    "aws:username": lambda r: r.ctx.principal.username,
+    "aws:userid": lambda r: r.ctx.principal.account_id if r.ctx.principal.is_root else None,
+    "aws:sourceip": lambda r: r.origin.source_ip,
+    "aws:useragent": lambda r: r.origin.user_agent,
+    "aws:securetransport": lambda r: "true" if r.origin.secure else "false",
+    "aws:currenttime": lambda r: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.ctx.now)),
+    "aws:epochtime": lambda r: str(int(r.ctx.now)),
+    "aws:requestedregion": lambda r: r.ctx.scope.region,
+    "aws:resourceaccount": lambda r: r.ctx.scope.account_id,
+    "aws:viaawsservice": lambda r: "false",
+    "aws:principalisawsservice": lambda r: "false",
+    "aws:tagkeys": lambda r: list(r.need.tag_keys) if r.need.tag_keys is not None else None,
+}
+_TAG_SOURCES: dict[str, Callable[[RequestKeys], Iterable[tuple[str, str]]]] = {
+    "aws:principaltag": lambda r: r.ctx.services.iam.tags(r.ctx.principal).items(),
+    "aws:requesttag": lambda r: r.need.request_tags,
+    "aws:resourcetag": RequestKeys.resource_tags,
+    "ecr:resourcetag": RequestKeys.resource_tags,
+}
 
 
 def decide(ctx: Context, need: Need, origin: Origin, repository_policy: Policy | None = None,
