@@ -79,7 +79,7 @@ def create_app(services: Services) -> Flask:
             request.headers.get("X-Amz-Target"),
             _signed_request(),
             request.get_data(cache=False),
-            access.Origin(request.remote_addr, request.scheme == "https", request.headers.get("User-Agent")),
+            access.Origin.of(request.environ),
         )
         log.info("api %s %d %.1fms", op_name, status, (time.perf_counter() - started) * 1000)
         return _json(body, status, request_id)

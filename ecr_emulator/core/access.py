@@ -11,9 +11,10 @@ IAM's words, before the request has changed anything.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,12 @@ class Origin:
     secure: bool = False
     user_agent: str | None = None
 
+    @classmethod
+    def of(cls, environ: Mapping[str, Any]) -> Origin:
+        """From a WSGI environ: the TCP peer, the scheme the server saw, the User-Agent."""
+        return cls(environ.get("REMOTE_ADDR"), environ.get("wsgi.url_scheme") == "https",
+                   environ.get("HTTP_USER_AGENT"))
+
 
 def resource_of(scope: Scope, repository: str | None) -> str:
     return "*" if repository is None else repository_arn(scope, repository)
@@ -85,7 +92,9 @@ class _Stored:
     registry_scope: str
 
 
+@functools.lru_cache(maxsize=1024)
 def _parsed(text: str | None, kind: str) -> Policy | None:
+    """A stored policy, compiled; cached by text, so a faulty one is reported once per process."""
     if not text:
         return None
     try:

@@ -77,12 +77,12 @@ def put_registry_policy(ctx: Context, text: str) -> str:
     ):  # V1 registry policies speak only for replication, pull-through import and repository creation
         raise errors.InvalidParameterException.constraint("PolicyText", "Invalid registry policy provided")
     stored = pretty(doc)
-    settings_store.put(ctx, "registry_policy", stored)
+    settings_store.put(ctx, access.REGISTRY_POLICY, stored)
     return stored
 
 
 def get_registry_policy(ctx: Context) -> str:
-    text = settings_store.get(ctx, "registry_policy")
+    text = settings_store.get(ctx, access.REGISTRY_POLICY)
     if text is None:
         raise errors.RegistryPolicyNotFoundException(ctx.registry_id)
     return text
@@ -90,5 +90,5 @@ def get_registry_policy(ctx: Context) -> str:
 
 def delete_registry_policy(ctx: Context) -> str:
     text = get_registry_policy(ctx)
-    settings_store.remove(ctx, "registry_policy")
+    settings_store.remove(ctx, access.REGISTRY_POLICY)
     return text

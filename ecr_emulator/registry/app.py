@@ -103,11 +103,6 @@ def route(path: str, method: str) -> tuple[Endpoint | None, dict[str, str], bool
     return None, {}, False
 
 
-def _has_body() -> bool:
-    length = request.headers.get("Content-Length", "")
-    return (length.isdigit() and int(length) > 0) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
-
-
 def create_app(services: Services) -> Flask:
     app = Flask("ecr_emulator.registry")
     app.url_map.strict_slashes = False
@@ -126,9 +121,8 @@ def create_app(services: Services) -> Flask:
             if name is not None and not is_valid_repository_name(name):
                 raise OciError("NAME_INVALID", f"Invalid repository name '{name}'")
             guarded = guard(  # the registry's one authorization seam
-                services, endpoint.action, endpoint.name, params, request.args, _has_body(),
-                Origin(request.remote_addr, request.scheme == "https", request.headers.get("User-Agent")),
-                caller.presigned,
+                services, endpoint.action, endpoint.name, params, request.args,
+                uploads._has_body(), Origin.of(request.environ), caller.presigned,
             )
             answer = endpoint.handler(Call(guarded, caller), **params)
             guarded.ensure_checked()
