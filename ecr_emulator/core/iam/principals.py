@@ -77,9 +77,6 @@ class IamConfig:
     def __init__(self, declared: list[Declared] | None = None) -> None:
         self._by_key = {d.principal.access_key_id: d for d in declared or []}
 
-    def __len__(self) -> int:
-        return len(self._by_key)
-
     def get(self, access_key_id: str) -> Declared | None:
         return self._by_key.get(access_key_id)
 
