@@ -92,8 +92,15 @@ def _run(args: argparse.Namespace, settings: config.Settings) -> int:
     preflight.check_data_dir(settings)
     preflight.check_database(settings)
     if args.command == "serve":
+        from ecr_emulator.core.iam.principals import IamConfig, IamConfigError
         from ecr_emulator.server import serve
 
+        if settings.verify_signatures and not settings.iam_config:
+            raise preflight.SetupError("--verify-signatures needs --iam-config (the secrets to verify against)")
+        try:
+            IamConfig.load(settings.iam_config)  # checked once here, so a bad file never reaches a worker
+        except IamConfigError as exc:
+            raise preflight.SetupError(f"--iam-config {exc}") from exc
         preflight.check_ports(settings)
         return serve(settings)
 

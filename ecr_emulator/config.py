@@ -42,6 +42,19 @@ SETTINGS: list[Setting] = [
         "",
         "comma-separated ACCESS_KEY_ID=ACCOUNT pairs mapping access keys to accounts",
     ),
+    Setting(
+        "iam_config",
+        "",
+        "JSON file declaring principals (access keys acting as IAM users and roles, with their identity "
+        "policies); undeclared keys act as the root of their account",
+    ),
+    Setting(
+        "verify_signatures",
+        False,
+        "verify SigV4 signatures of API requests against the secrets in --iam-config (undeclared keys are "
+        "then refused)",
+        bool,
+    ),
     Setting("database_url", "", "SQLAlchemy URL; default sqlite:///<data-dir>/ecr.db (WAL)"),
     Setting("token_secret", "", "secret that signs registry passwords; default: generated once into the data dir"),
     Setting("token_ttl", 43200, "seconds an authorization token stays valid (ECR: 12 hours)", int),
@@ -90,6 +103,8 @@ class Settings:
     default_account: str = "123456789012"
     default_region: str = "us-east-1"
     access_keys: str = ""
+    iam_config: str = ""
+    verify_signatures: bool = False
     database_url: str = ""
     token_secret: str = ""
     token_ttl: int = 43200

@@ -115,7 +115,8 @@ def test_every_modelled_error_has_a_class_with_the_same_name():
     # or one of the documented protocol errors.
     protocol = {"SerializationException", "UnknownOperationException", "MissingAuthenticationTokenException",
                 "NotImplementedException", "AccessDeniedException", "BlobUnknown", "ImageReferencedByIndex",
-                "InvalidSignatureException", "UnrecognizedClientException", "RequestTooLarge", "StorageFullException"}
+                "IncompleteSignatureException", "InvalidSignatureException", "UnrecognizedClientException",
+                "RequestTooLarge", "StorageFullException"}
     assert set(classes) - names <= protocol
 
 

@@ -215,6 +215,37 @@ def test_deletes_replicate_only_when_the_rule_says_so(srv, east):
     assert eu.digests("gone") == {keep.digest: ["a", "b"], drop.digest: ["c"]}
 
 
+def test_cross_account_replication_needs_the_destination_registry_policy(srv, east):
+    """Account A replicates to account B: refused (FAILED) until B's registry policy allows A
+    ecr:ReplicateImage, and ecr:CreateRepository for a repository B does not have yet."""
+    other = "999988887777"
+    b = Region(srv, "us-east-1", account=other)
+    configure(east, rule("us-east-1", account=other))
+    east.create_repository(repositoryName="shared")
+    first, second, third = build_image(), build_image(), build_image()
+    push_via_api(east, "shared", first, "v1")
+    srv.run_jobs()
+    status = east.describe_image_replication_status(repositoryName="shared", imageId={"imageTag": "v1"})
+    assert status["replicationStatuses"] == [{"region": "us-east-1", "registryId": other, "status": "FAILED",
+                                              "failureCode": "ACCESS_DENIED"}]
+    statement = {"Sid": "replication", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                 "Action": ["ecr:ReplicateImage"], "Resource": f"arn:aws:ecr:us-east-1:{other}:repository/*"}
+    b.ecr.put_registry_policy(policyText=json.dumps({"Version": "2012-10-17", "Statement": [statement]}))
+    push_via_api(east, "shared", second, "v2")
+    srv.run_jobs()
+    assert east.describe_image_replication_status(repositoryName="shared", imageId={"imageTag": "v2"})[
+        "replicationStatuses"][0]["status"] == "FAILED"  # the repository is missing and may not be created
+    statement["Action"].append("ecr:CreateRepository")
+    b.ecr.put_registry_policy(policyText=json.dumps({"Version": "2012-10-17", "Statement": [statement]}))
+    push_via_api(east, "shared", third, "v3")
+    srv.run_jobs()
+    assert east.describe_image_replication_status(repositoryName="shared", imageId={"imageTag": "v3"})[
+        "replicationStatuses"][0]["status"] == "COMPLETE"
+    assert b.digests("shared") == {third.digest: ["v3"]}
+    for blob in third.blobs:
+        assert b.blob("shared", blob.digest) == blob.data
+
+
 def test_a_restart_in_the_middle_of_replication_loses_nothing(tmp_path):
     data = tmp_path / "data"
     first = start_server(data, "--job-workers", "0")
@@ -302,7 +333,6 @@ def test_backfill_stopped_half_way(lserver):
     assert len(Region(lserver, WEST).digests("half")) == 2
 
 
-@pytest.mark.skip(reason="cross-account replication lands with access control (issue 8), merged next")
 def test_backfill_fails_when_half_of_its_copies_fail(lserver):
     """Copies into another account whose registry policy does not allow replication all fail; the
     backfill is FAILED once 100 have been judged, and the rest is not attempted."""

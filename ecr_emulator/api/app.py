@@ -10,11 +10,11 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
-from ecr_emulator.api import control, identity, protocol
+from ecr_emulator.api import authorization, control, identity, protocol
 from ecr_emulator.api.operations import OPERATIONS, load_all
-from ecr_emulator.core import errors
-from ecr_emulator.core.context import Services
-from ecr_emulator.core.naming import Scope, repository_arn
+from ecr_emulator.core import access, errors
+from ecr_emulator.core.context import Context, Services
+from ecr_emulator.core.iam import sigv4
 
 log = logging.getLogger("ecr_emulator.api")
 CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -39,26 +39,26 @@ def operation_of(target: str | None) -> str:
     return op_name
 
 
-def handle(services: Services, target: str | None, authorization: str | None, body: bytes) -> tuple[dict, int, str]:
+def handle(
+    services: Services, target: str | None, wire: sigv4.SignedRequest, body: bytes, origin: access.Origin
+) -> tuple[dict, int, str]:
     """One API call, start to finish. Returns (body, status, operation name)."""
     op_name = "-"
     try:
         op_name = operation_of(target)
-        principal, scope = identity.identify(services.settings, authorization)
+        principal, scope = identity.identify(services, wire, body)
         op = OPERATIONS.get(op_name)
         if op is None:  # the honest answer whatever the input: this operation is not built yet
             raise errors.NotImplementedException(op_name)
         op_model = protocol.operation_model(op_name)
         params = protocol.validate_input(op_model, protocol.parse_body(body))
-        registry_id = params.get("registryId")
-        if registry_id is not None and registry_id != principal.account_id:
-            resource = repository_arn(Scope(registry_id, scope.region), params.get("repositoryName", "*"))
-            raise errors.AccessDeniedException(
-                f"User: {principal.access_key_id} (account {principal.account_id}) is not authorized to perform: "
-                f"ecr:{op_name} on resource: {resource} because no resource-based policy allows the "
-                f"ecr:{op_name} action"
-            )
-        result = services.run(scope, principal, lambda ctx: op.fn(ctx, params), write=op.write)
+        scope = authorization.registry_scope(scope, params)
+
+        def run(ctx: Context) -> dict[str, Any]:
+            access.authorize(ctx, authorization.needs(op_name, params), origin)  # the API's one authorization seam
+            return op.fn(ctx, params)
+
+        result = services.run(scope, principal, run, write=op.write)
         return protocol.serialize_output(op_model, result), 200, op_name
     except errors.EcrError as exc:
         return protocol.error_body(exc), exc.http_status, op_name
@@ -81,6 +81,13 @@ def read_body(stream) -> bytes:  # type: ignore[no-untyped-def]
     return data
 
 
+def _signed_request() -> sigv4.SignedRequest:
+    """The request as SigV4 covers it (the body hash is filled in only when signatures are verified)."""
+    raw_path = (request.environ.get("RAW_URI") or request.path).split("?", 1)[0]
+    query = request.query_string.decode("latin-1")
+    return sigv4.SignedRequest(request.method, raw_path, query, tuple(request.headers.items()), "")
+
+
 def create_app(services: Services) -> Flask:
     load_all()
     app = Flask("ecr_emulator.api")
@@ -96,7 +103,7 @@ def create_app(services: Services) -> Flask:
         except ClientDisconnected:
             return _json({"__type": "SerializationException", "message": "The request body ended early"}, 400,
                          request_id)
-        body, status, _ = handle(services, target, request.headers.get("Authorization"), data)
+        body, status, _ = handle(services, target, _signed_request(), data, access.Origin.of(request.environ))
         return _json(body, status, request_id)  # measured and logged around the app (ecr_emulator/observe.py)
 
     @app.errorhandler(HTTPException)

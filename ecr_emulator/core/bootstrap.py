@@ -9,6 +9,7 @@ from ecr_emulator.core import features
 from ecr_emulator.core.clock import Clock
 from ecr_emulator.core.context import Services
 from ecr_emulator.core.events import Bus
+from ecr_emulator.core.iam.principals import IamConfig
 from ecr_emulator.core.images.pulls import PullRecorder
 from ecr_emulator.core.naming import RegistryHosts, Scope
 from ecr_emulator.core.tokens import TokenSigner, load_or_create_secret
@@ -36,6 +37,7 @@ def build_services(settings: Settings, *, upgrade: bool = True) -> Services:
         ),
         pulls=PullRecorder(db),
         events=features.wire(Bus()),
+        iam=IamConfig.load(settings.iam_config),
     )
     if upgrade:
         from ecr_emulator.core.vulndb import store as vulndb

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from ecr_emulator.config import Settings
 from ecr_emulator.core.clock import Clock
 from ecr_emulator.core.events import Bus
+from ecr_emulator.core.iam.principals import IamConfig
 from ecr_emulator.core.images.pulls import PullRecorder
 from ecr_emulator.core.naming import Principal, RegistryHosts, Scope
 from ecr_emulator.core.tokens import TokenSigner
@@ -38,6 +39,7 @@ class Services:
     pulls: PullRecorder
     events: Bus
     job_runner: Any = None  # set by the server when background workers run in this process
+    iam: IamConfig = field(default_factory=IamConfig)  # principals declared with --iam-config
 
     @property
     def default_scope(self) -> Scope:

@@ -57,15 +57,6 @@ class RequestTooLarge(EcrError):
         return "SerializationException"
 
 
-class InvalidSignatureException(EcrError):
-    http_status = 403
-
-
-class UnrecognizedClientException(EcrError):
-    def __init__(self) -> None:
-        super().__init__("The security token included in the request is invalid.")
-
-
 class StorageFullException(EcrError):
     """The data directory (or the database) has no room left: writes fail and say so."""
 
@@ -84,6 +75,28 @@ class StorageFullException(EcrError):
 
 class MissingAuthenticationTokenException(EcrError):
     http_status = 403
+
+
+class IncompleteSignatureException(EcrError):
+    """A SigV4 ``Authorization`` header or query string that lacks parts or is garbled."""
+
+
+class InvalidSignatureException(EcrError):
+    """A SigV4 signature that does not verify, or is outside its time window."""
+
+    http_status = 403
+
+    @classmethod
+    def mismatch(cls) -> InvalidSignatureException:
+        return cls("The request signature we calculated does not match the signature you provided. Check your "
+                   "AWS Secret Access Key and signing method. Consult the service documentation for details.")
+
+
+class UnrecognizedClientException(EcrError):
+    """An access key (or session token) nobody issued."""
+
+    def __init__(self, message: str = "The security token included in the request is invalid.") -> None:
+        super().__init__(message)
 
 
 class NotImplementedException(EcrError):

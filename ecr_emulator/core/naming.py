@@ -25,10 +25,35 @@ class Scope:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the account that owns the access key, and the key itself."""
+    """Who is calling: the account, the access key, and the IAM identity behind it.
+
+    ``arn`` is the caller as IAM names it in messages (for a role, the session:
+    ``arn:aws:sts::<acct>:assumed-role/<role>/<session>``); ``entity_arn`` is the IAM user or role
+    itself (``aws:PrincipalArn``); ``kind`` is ``aws:PrincipalType`` (``Account`` for the root,
+    ``User``, ``AssumedRole``). Given only an account and a key, it is that account's root, which
+    is what every access key not declared with ``--iam-config`` acts as.
+    """
 
     account_id: str
     access_key_id: str
+    arn: str = ""
+    entity_arn: str = ""
+    kind: str = "Account"
+
+    def __post_init__(self) -> None:
+        if not self.arn:
+            object.__setattr__(self, "arn", f"arn:aws:iam::{self.account_id}:root")
+        if not self.entity_arn:
+            object.__setattr__(self, "entity_arn", self.arn)
+
+    @property
+    def is_root(self) -> bool:
+        return self.kind == "Account"
+
+    @property
+    def username(self) -> str | None:
+        """``aws:username``: an IAM user's name (users only)."""
+        return self.entity_arn.rsplit("/", 1)[-1] if self.kind == "User" else None
 
 
 def partition_for(region: str) -> str:

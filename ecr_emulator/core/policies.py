@@ -1,8 +1,8 @@
 """Repository and registry permission policies: validated, stored, and returned the way ECR
 returns them (re-serialised by its JSON library's pretty printer).
 
-The emulator stores and validates these documents; it does not evaluate them yet (every
-caller of an account may use that account's registry, and no other account may).
+Documents are checked against IAM's grammar (``core/iam/policy.py``) and enforced by
+``core/access.py`` on every request of both planes.
 """
 
 from __future__ import annotations
@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ecr_emulator.core import errors, repositories, settings_store
+from ecr_emulator.core import access, errors, repositories, settings_store
 from ecr_emulator.core.context import Context
-
-VERSIONS = ("2012-10-17", "2008-10-17")
-STATEMENT_KEYS = {"Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction", "Resource",
-                  "NotResource", "Condition"}
+from ecr_emulator.core.iam.conditions import PolicyError
+from ecr_emulator.core.iam.evaluate import V1_REGISTRY_ACTIONS
+from ecr_emulator.core.iam.policy import Policy, compile_policy, load_json
 
 
 def pretty(value: Any, nesting: int = 0) -> str:
@@ -34,42 +33,24 @@ def pretty(value: Any, nesting: int = 0) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def validate(text: str, kind: str) -> dict[str, Any]:
-    """Parse and check a policy document; ``kind`` is "repository" or "registry"."""
-    invalid = errors.InvalidParameterException.constraint("PolicyText", f"Invalid {kind} policy provided")
+def validate(text: str, kind: str) -> tuple[dict[str, Any], Policy]:
+    """Parse and check a policy document against IAM's grammar; ``kind`` is "repository" or "registry"."""
     try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        raise invalid from exc
-    if not isinstance(doc, dict) or not set(doc) <= {"Version", "Id", "Statement"}:
-        raise invalid
-    if "Version" in doc and doc["Version"] not in VERSIONS:
-        raise invalid
-    statements = doc.get("Statement")
-    if not statements:
-        raise invalid
-    for st in _as_list(statements):
-        if not isinstance(st, dict) or not set(st) <= STATEMENT_KEYS:
-            raise invalid
-        if st.get("Effect") not in ("Allow", "Deny"):
-            raise invalid
-        if ("Principal" in st) == ("NotPrincipal" in st):
-            raise invalid
-        if ("Action" in st) == ("NotAction" in st):
-            raise invalid
-        for action in _as_list(st.get("Action", st.get("NotAction"))):
-            if not isinstance(action, str) or not (action == "*" or action.lower().startswith("ecr:")):
-                raise invalid
-    return doc
+        doc = load_json(text)
+        return doc, compile_policy(doc, kind)
+    except PolicyError as exc:
+        raise errors.InvalidParameterException.constraint("PolicyText", f"Invalid {kind} policy provided") from exc
 
 
-def set_repository_policy(ctx: Context, name: str, text: str) -> str:
-    doc = validate(text, "repository")
+def set_repository_policy(ctx: Context, name: str, text: str, force: bool = False) -> str:
+    doc, policy = validate(text, "repository")
     repo = repositories.get(ctx, name, for_update=True)
+    if not force and access.would_lock_out(ctx, name, policy):
+        raise errors.InvalidParameterException.constraint(
+            "PolicyText",
+            "The repository policy would prevent you from setting the repository policy in the future. "
+            "Set force to true to apply it anyway",
+        )
     repo.policy_text = pretty(doc)
     return repo.policy_text
 
@@ -90,14 +71,18 @@ def delete_repository_policy(ctx: Context, name: str) -> str:
 
 
 def put_registry_policy(ctx: Context, text: str) -> str:
-    doc = validate(text, "registry")
+    doc, policy = validate(text, "registry")
+    if settings_store.account_setting(ctx, "REGISTRY_POLICY_SCOPE") == "V1" and not all(
+        not st.not_action and {a.lower() for a in st.action_names} <= V1_REGISTRY_ACTIONS for st in policy.statements
+    ):  # V1 registry policies speak only for replication, pull-through import and repository creation
+        raise errors.InvalidParameterException.constraint("PolicyText", "Invalid registry policy provided")
     stored = pretty(doc)
-    settings_store.put(ctx, "registry_policy", stored)
+    settings_store.put(ctx, access.REGISTRY_POLICY, stored)
     return stored
 
 
 def get_registry_policy(ctx: Context) -> str:
-    text = settings_store.get(ctx, "registry_policy")
+    text = settings_store.get(ctx, access.REGISTRY_POLICY)
     if text is None:
         raise errors.RegistryPolicyNotFoundException(ctx.registry_id)
     return text
@@ -105,5 +90,5 @@ def get_registry_policy(ctx: Context) -> str:
 
 def delete_registry_policy(ctx: Context) -> str:
     text = get_registry_policy(ctx)
-    settings_store.remove(ctx, "registry_policy")
+    settings_store.remove(ctx, access.REGISTRY_POLICY)
     return text

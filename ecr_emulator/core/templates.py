@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ecr_emulator.core import errors, pagination, policies, repositories
+from ecr_emulator.core import access, errors, pagination, policies, repositories
 from ecr_emulator.core.context import Context
 from ecr_emulator.core.lifecycle.policy import parse as parse_lifecycle
 from ecr_emulator.storage.models import CreationTemplate, Repository
@@ -98,7 +98,7 @@ def _apply(row: CreationTemplate, p: dict[str, Any], creating: bool) -> None:
         row.resource_tags = [{"Key": t["Key"], "Value": t["Value"]} for t in tags]
     if given("repositoryPolicy"):
         text = p.get("repositoryPolicy") or None
-        row.repository_policy = policies.pretty(policies.validate(text, "repository")) if text else None
+        row.repository_policy = policies.pretty(policies.validate(text, "repository")[0]) if text else None
     if given("lifecyclePolicy"):
         text = p.get("lifecyclePolicy") or None
         row.lifecycle_policy = parse_lifecycle(text).text if text else None
@@ -193,10 +193,12 @@ def create_repository(ctx: Context, name: str, scenario: str) -> Repository:
 
 def for_push(ctx: Context, name: str) -> Repository:
     """The repository a registry push names (locked), created on push when a ``CREATE_ON_PUSH``
-    template covers the name; otherwise RepositoryNotFoundException, as without templates."""
+    template covers the name and the pusher may ``ecr:CreateRepository``; otherwise
+    RepositoryNotFoundException, as without templates."""
     repo = repositories.find(ctx, name, for_update=True)
     if repo is not None:
         return repo
-    if matching(ctx, name, "CREATE_ON_PUSH") is None:
+    if matching(ctx, name, "CREATE_ON_PUSH") is None or \
+            not access.permits(ctx, access.Need("ecr:CreateRepository", name)):
         raise errors.RepositoryNotFoundException(name, ctx.registry_id)
     return create_repository(ctx, name, "CREATE_ON_PUSH")

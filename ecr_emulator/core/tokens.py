@@ -1,4 +1,4 @@
-"""Registry passwords: signed, expiring, naming account, region and principal.
+"""Registry passwords: signed, expiring, naming account, region and principal (its ARN).
 
 ``GetAuthorizationToken`` returns ``base64("AWS:" + password)``. The password is
 ``<payload>.<signature>`` in unpadded base64url (so it never contains ``:``, which the AWS CLI
@@ -79,6 +79,9 @@ class TokenSigner:
             "r": scope.region,
             "pa": principal.account_id,
             "pk": principal.access_key_id,
+            "p": principal.arn,  # the registry judges this principal by the policies in force at request time
+            "pe": principal.entity_arn,
+            "pt": principal.kind,
             "i": round(now, 3),
             "e": expires,
             "n": secrets.token_hex(6),
@@ -95,7 +98,8 @@ class TokenSigner:
             claims = json.loads(_unb64(payload))
             result = TokenClaims(
                 scope=Scope(claims["a"], claims["r"]),
-                principal=Principal(claims["pa"], claims["pk"]),
+                principal=Principal(claims["pa"], claims["pk"], claims.get("p", ""), claims.get("pe", ""),
+                                    claims.get("pt", "Account")),
                 issued_at=float(claims["i"]),
                 expires_at=float(claims["e"]),
             )

@@ -16,9 +16,11 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from ecr_emulator.core import errors
+from ecr_emulator.core.access import Origin
 from ecr_emulator.core.context import Context, Services
 from ecr_emulator.core.naming import is_valid_repository_name
 from ecr_emulator.registry import auth, blobs, listing, manifests, uploads
+from ecr_emulator.registry.access import Guarded, guard
 from ecr_emulator.registry.errors import OciError, from_core, http_oci_error, response
 
 log = logging.getLogger("ecr_emulator.registry")
@@ -29,9 +31,10 @@ T = TypeVar("T")
 
 @dataclass
 class Call:
-    """One authenticated registry request."""
+    """One authenticated registry request. ``services`` is guarded: the first unit of work a
+    handler opens checks the request's permissions (``registry/access.py``)."""
 
-    services: Services
+    services: Guarded
     caller: auth.Caller
 
     def run(self, fn: Callable[[Context], T], *, write: bool = False) -> T:
@@ -124,7 +127,13 @@ def create_app(services: Services) -> Flask:
             name = params.get("name")
             if name is not None and not is_valid_repository_name(name):
                 raise OciError("NAME_INVALID", f"Invalid repository name '{name}'")
-            return endpoint.handler(Call(services, caller), **params)
+            guarded = guard(  # the registry's one authorization seam
+                services, endpoint.action, endpoint.name, params, request.args,
+                uploads._has_body(), Origin.of(request.environ), caller.presigned,
+            )
+            answer = endpoint.handler(Call(guarded, caller), **params)
+            guarded.ensure_checked()
+            return answer
         except auth.Unauthorized:
             return auth.challenge(services, services.hosts.scope_from_host(request.headers.get("Host")))
         except OciError as exc:

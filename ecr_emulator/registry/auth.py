@@ -2,8 +2,8 @@
 
 The registry a request addresses comes from the Host (``<account>.dkr.ecr.<region>.<domain>``)
 or is the default registry. No or bad credentials get ECR's 401 Basic challenge; an expired
-token gets ECR's 403 DENIED wording; a token of another region or of an account that may not
-use this registry gets 403 DENIED.
+token gets ECR's 403 DENIED wording; a token of another region gets 403 DENIED. Whether the
+principal a token names may do what it asks is decided per request (``registry/access.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from ecr_emulator.registry.errors import OciError
 class Caller:
     scope: Scope  # the registry addressed
     principal: Principal
+    presigned: bool = False  # a GetDownloadUrlForLayer URL, authorized when it was issued
 
 
 class Unauthorized(Exception):
@@ -52,10 +53,4 @@ def authenticate(services: Services, request: Request) -> Caller:
             f"Your authorization token was issued for region '{claims.scope.region}' and is not valid "
             f"for the registry in region '{scope.region}'. Reauthenticate and try again.",
         )
-    if claims.principal.account_id != scope.account_id:
-        raise OciError(
-            "DENIED",
-            f"User: {claims.principal.access_key_id} (account {claims.principal.account_id}) is not authorized "
-            f"to access the registry with id '{scope.account_id}': no resource-based policy allows it",
-        )
-    return Caller(scope, claims.principal)
+    return Caller(scope, claims.principal)  # another account's registry: its policies decide, per request

@@ -43,7 +43,7 @@ def presigned_caller(services: Services, req: Request, params: dict[str, str]) -
         )
     if not ok:
         raise OciError("DENIED", "The download URL is invalid or has expired.")
-    return auth.Caller(scope, Principal(scope.account_id, "presigned-url"))
+    return auth.Caller(scope, Principal(scope.account_id, "presigned-url"), presigned=True)
 
 
 def get(call: Call, name: str, digest: str) -> Response:

@@ -86,7 +86,7 @@ def start(call: Call, name: str) -> Response:
 
     def begin(ctx: Context) -> str | None:
         templates.for_push(ctx, name)  # a push may create the repository (create-on-push templates)
-        if mount and source and _try_mount(ctx, name, mount, source):
+        if mount and source and call.services.may_mount() and _try_mount(ctx, name, mount, source):
             return None
         return uploads.initiate(ctx, name).id
 

@@ -15,7 +15,8 @@ def _repo_out(ctx: Context, p: dict[str, Any], text: str) -> dict[str, Any]:
 
 @operation("SetRepositoryPolicy")
 def set_repository_policy(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    return _repo_out(ctx, p, policies.set_repository_policy(ctx, p["repositoryName"], p["policyText"]))
+    return _repo_out(ctx, p, policies.set_repository_policy(ctx, p["repositoryName"], p["policyText"],
+                                                            bool(p.get("force", False))))
 
 
 @operation("GetRepositoryPolicy", write=False)
