@@ -99,7 +99,10 @@ NOBODY = Who("AKIAACCOUNTBNOBODY01", "nobody-secret", f"arn:aws:iam::{B}:user/no
 DEPLOYER = Who("ASIAACCOUNTBDEPLOY01", "deployer-secret", f"arn:aws:iam::{B}:role/ops/deploy", (doc(
     {"Effect": "Allow", "Action": "ecr:*", "Resource": "*"},
 ),), token="session-token-of-deploy", session="pipeline")
-EVERYONE = (ROOT_A, CI, READER, NOT_DELETE, TAGGER, NETWORK, PULLER, NOBODY, DEPLOYER)
+PUSH_ONLY = Who("AKIAACCOUNTAPUSHONLY", "push-only-secret", f"arn:aws:iam::{A}:user/push-only", (doc(
+    LOGIN, {"Effect": "Allow", "Action": PUSH, "Resource": "*"},
+),))
+EVERYONE = (ROOT_A, CI, READER, NOT_DELETE, TAGGER, NETWORK, PULLER, NOBODY, DEPLOYER, PUSH_ONLY)
 
 
 def write_config(path: Path) -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.clients import need, run
 from tests.errors import oci_error
 from tests.iam_world import (
     ADMIN_KEY,
@@ -22,6 +23,7 @@ from tests.iam_world import (
     NOBODY,
     PULL,
     PULLER,
+    PUSH_ONLY,
     A,
     B,
     client,
@@ -30,7 +32,6 @@ from tests.iam_world import (
     start_iam_server,
 )
 from tests.images import build_image, push_via_api, write_oci_layout
-from tests.test_clients import need, run
 
 
 @pytest.fixture(scope="module")
@@ -242,3 +243,18 @@ def test_a_denied_upload_leaves_nothing_behind(server, admin):
                         data=b"x" * 1024), PULLER.arn, "ecr:InitiateLayerUpload", "quiet")
     assert admin.describe_images(repositoryName="quiet")["imageDetails"] == []
     assert server.control("jobs/run", {})["failed"] == 0
+
+
+def test_create_on_push_needs_create_repository(server, admin):
+    """A CREATE_ON_PUSH template creates the repository only for a pusher allowed
+    ecr:CreateRepository on it; others get NAME_UNKNOWN, as if there were no template."""
+    admin.create_repository_creation_template(prefix="ROOT", appliedFor=["CREATE_ON_PUSH"])
+    try:
+        r = session_of(server, PUSH_ONLY).post(f"{server.registry_url}/v2/fresh/one/blobs/uploads/")
+        assert r.status_code == 404 and r.json()["errors"][0]["code"] == "NAME_UNKNOWN"
+        r = session_of(server, CI).post(f"{server.registry_url}/v2/app-fresh/blobs/uploads/")
+        assert r.status_code == 202, r.text
+        names = [x["repositoryName"] for x in admin.describe_repositories()["repositories"]]
+        assert "app-fresh" in names and "fresh/one" not in names
+    finally:
+        admin.delete_repository_creation_template(prefix="ROOT")
