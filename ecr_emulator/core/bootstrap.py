@@ -29,7 +29,7 @@ def build_services(settings: Settings, *, upgrade: bool = True) -> Services:
     data.mkdir(parents=True, exist_ok=True)
     db = Database(settings.effective_database_url, pool_size=max(settings.threads + settings.job_workers + 4, 10))
     if upgrade:
-        migrate.upgrade(db)
+        migrate.prepare(db)
     services = Services(
         settings=settings,
         db=db,
