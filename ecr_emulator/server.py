@@ -6,7 +6,13 @@ share everything through the data directory: the database, the blob store, the e
 clock (a memory-mapped file) and upload staging (file locks), so any worker can serve any
 request and several processes use both CPU cores despite Python's global interpreter lock.
 SIGTERM (or SIGINT) drains in-flight requests for up to ``graceful_timeout`` seconds before
-exiting. Background job threads run inside each worker, beside the request threads; jobs are
+exiting.
+
+Start-up does the slow work once, in the arbiter, before forking: bind the sockets (port 0
+resolved), prepare the schema, import every module and load the service model
+(``wsgi.build``); workers fork with all of it and are serving within milliseconds. Stopping an
+idle server takes a fraction of a second: idle kept-alive connections are closed at once, job
+threads are woken rather than waited for, and processes skip the interpreter's teardown. Background job threads run inside each worker, beside the request threads; jobs are
 claimed through the database, so each runs once.
 
 Two settings come from measurements (``scripts/bench/registry.py``, against CNCF
@@ -19,39 +25,21 @@ because blob bodies written in 4 MiB pieces reach local clients faster (see
 from __future__ import annotations
 
 import logging
+import os
 import select
+import signal
 import sys
+import time
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
+from ecr_emulator import tls, wsgi
 from ecr_emulator.config import Settings
+from ecr_emulator.wsgi import Listener, WsgiApp
 
 log = logging.getLogger(__name__)
-
-# Filled in the arbiter once the sockets are bound (port 0 resolves here), inherited by the
-# worker through fork.
-BOUND: dict[str, int] = {}
-
-
-def build_wsgi(settings: Settings, api_port: int, registry_port: int):  # type: ignore[no-untyped-def]
-    from ecr_emulator.api.app import create_app as create_api
-    from ecr_emulator.core.bootstrap import build_services
-    from ecr_emulator.registry.app import create_app as create_registry
-
-    settings.api_port, settings.registry_port = api_port, registry_port
-    services = build_services(settings, upgrade=False)
-    api = create_api(services)
-    registry = create_registry(services)
-
-    def dispatch(environ: dict[str, Any], start_response):  # type: ignore[no-untyped-def]
-        app = api if environ.get("SERVER_PORT") == str(api_port) else registry
-        return app(environ, start_response)
-
-    dispatch.services = services  # type: ignore[attr-defined]
-    return dispatch
-
 
 class KeepAliveThreadWorker(ThreadWorker):
     """gunicorn's threaded worker, except that the thread that answered a kept-alive
@@ -80,6 +68,13 @@ class KeepAliveThreadWorker(ThreadWorker):
                 return keepalive
         return super().handle(conn)
 
+    # A stopping worker closes idle kept-alive connections after this long (gunicorn: 2 s), so
+    # that stopping an idle server, as every test fixture does, takes a fraction of a second.
+    STOP_KEEPALIVE_LINGER = 0.1
+
+    def _cap_keepalive(self, deadline):  # type: ignore[no-untyped-def]
+        super()._cap_keepalive(min(deadline, time.monotonic() + self.STOP_KEEPALIVE_LINGER))
+
     def _next_request_ready(self, conn) -> bool:  # type: ignore[no-untyped-def]
         unreader = getattr(conn.parser, "unreader", None)
         if unreader is not None and unreader.buf.getvalue():  # pipelined bytes already read
@@ -90,15 +85,19 @@ class KeepAliveThreadWorker(ThreadWorker):
 
 
 class EmulatorServer(BaseApplication):
-    def __init__(self, settings: Settings) -> None:
+    """gunicorn over sockets we bound and an application we built, both before forking."""
+
+    def __init__(self, settings: Settings, app: WsgiApp, listeners: list[Listener]) -> None:
         self.settings = settings
-        self.services = None
+        self.app = app
+        self.services = app.services  # type: ignore[attr-defined]
+        self.listeners = listeners
         super().__init__()
 
     def load_config(self) -> None:
         s = self.settings
         cfg = {
-            "bind": [f"{s.host}:{s.api_port}", f"{s.host}:{s.registry_port}"],
+            "bind": [f"fd://{listener.sock.detach()}" for listener in self.listeners],
             "workers": max(s.workers, 1),
             "worker_class": KeepAliveThreadWorker,
             "threads": s.threads,
@@ -110,53 +109,86 @@ class EmulatorServer(BaseApplication):
             "loglevel": s.log_level,
             "proc_name": "ecr-emulator",
             "when_ready": self._when_ready,
+            "post_fork": self._post_fork,
             "post_worker_init": self._post_worker_init,
             "worker_exit": self._worker_exit,
             "limit_request_line": 8190,
             "sendfile": False,  # blobs go out as 4 MiB writes: faster to local clients, see registry/blobs.py
         }
+        if s.tls:
+            cfg["certfile"], cfg["keyfile"] = tls.server_files(s)
         if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25: no shared ~/.gunicorn socket
             cfg["control_socket_disable"] = True
         for key, value in cfg.items():
             self.cfg.set(key, value)
 
     def _when_ready(self, arbiter) -> None:  # type: ignore[no-untyped-def]
-        api, registry = (listener.sock.getsockname()[1] for listener in arbiter.LISTENERS)
-        BOUND.update(api=api, registry=registry)
-        host = self.settings.host
-        print(f"ecr-emulator API listening on http://{host}:{api}", flush=True)
-        print(f"ecr-emulator registry listening on http://{host}:{registry}", flush=True)
+        scheme = "https" if self.settings.tls else "http"
+        for listener in self.listeners:
+            print(listener.describe(scheme, self.settings.host), flush=True)
         print(f"ecr-emulator data in {self.settings.data_path}", flush=True)
+        if self.settings.tls and not self.settings.tls_cert:
+            print(f"ecr-emulator TLS certificates from the local CA {tls.ca_path(self.settings)} "
+                  "(trust it: see README, TLS)", flush=True)
 
     def load(self):  # type: ignore[no-untyped-def]
-        app = build_wsgi(self.settings, BOUND["api"], BOUND["registry"])
-        self.services = app.services
-        return app
+        return self.app
+
+    def _post_fork(self, server, worker) -> None:  # type: ignore[no-untyped-def]
+        # Until the worker installs its own handlers it still has the arbiter's, which only queue
+        # the signal for an arbiter loop this process never runs: a SIGTERM arriving while a worker
+        # boots would be lost and the stop would wait out the whole graceful timeout. A worker
+        # that has not served anything yet may just die instead.
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+            signal.signal(sig, signal.SIG_DFL)
 
     def _post_worker_init(self, worker) -> None:  # type: ignore[no-untyped-def]
         from ecr_emulator.core.jobs import JobRunner
 
-        services = self.services
-        if services is not None and self.settings.job_workers > 0:
-            runner = JobRunner(services)
-            services.job_runner = runner
+        if self.settings.job_workers > 0:
+            runner = JobRunner(self.services)
+            self.services.job_runner = runner
             runner.start(self.settings.job_workers, self.settings.job_poll_interval)
 
     def _worker_exit(self, server, worker) -> None:  # type: ignore[no-untyped-def]
-        if self.services is not None and self.services.job_runner is not None:
+        if self.services.job_runner is not None:
             self.services.job_runner.stop()
+        exiting = sys.exc_info()[1]  # gunicorn calls this hook on its way to sys.exit(status)
+        if isinstance(exiting, SystemExit) and exiting.code in (0, None):
+            self.services.db.dispose()
+            _exit_now(0)
+
+
+def _exit_now(status: int) -> None:
+    """Exit without the interpreter's teardown: freeing every module of a process that loaded
+    SQLAlchemy, Flask and botocore took 0.2-0.5 s here, the larger part of stopping an idle
+    server. Everything that matters (database connections, logs) is closed or flushed first."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def serve(settings: Settings) -> int:
-    from ecr_emulator.core.bootstrap import build_services
-
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # Migrate once, in the arbiter, before any worker starts serving.
-    services = build_services(settings, upgrade=True)
-    services.db.dispose()
-    EmulatorServer(settings).run()
+    try:
+        listeners = wsgi.bind(settings)
+    except wsgi.ListenError as exc:
+        print(f"ecr-emulator: {exc}", file=sys.stderr)
+        return 2
+    if settings.tls:
+        tls.server_files(settings)  # make the CA and certificate now, once, before any worker
+    # Migrate, seed and import everything once, here; workers fork with it all loaded.
+    app = wsgi.build(settings)
+    app.services.db.dispose()  # type: ignore[attr-defined]  # no database connection crosses the fork
+    try:
+        EmulatorServer(settings, app, listeners).run()
+    except SystemExit as exc:  # gunicorn's arbiter ends with sys.exit(status)
+        if exc.code not in (0, None):
+            raise
+    _exit_now(0)
     return 0

@@ -37,7 +37,9 @@ def build_services(settings: Settings, *, upgrade: bool = True) -> Services:
         clock=Clock(data / "clock"),
         tokens=TokenSigner(load_or_create_secret(settings.token_secret, data), settings.token_ttl),
         hosts=RegistryHosts(
-            settings.default_registry_host(), Scope(settings.default_account, settings.default_region)
+            settings.default_registry_host(), Scope(settings.default_account, settings.default_region),
+            scheme="https" if settings.tls else "http",
+            ports={Scope(account, region): port for (account, region), port in settings.registry_ports.items()},
         ),
     )
     if upgrade:

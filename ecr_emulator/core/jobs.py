@@ -190,9 +190,13 @@ class JobRunner:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
-        self._wake.set()
+        deadline = time.monotonic() + timeout
         for t in self._threads:
-            t.join(timeout)
+            # wake again and again: another thread may clear the event between our set and this
+            # thread's wait, which would otherwise cost a whole poll interval on every stop
+            while t.is_alive() and time.monotonic() < deadline:
+                self._wake.set()
+                t.join(0.02)
         self._threads.clear()
 
     def _loop(self, poll_interval: float) -> None:
