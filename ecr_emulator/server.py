@@ -30,7 +30,6 @@ import select
 import signal
 import sys
 import time
-from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
