@@ -40,13 +40,14 @@ SECRET_KEY = "testing"
 
 
 class _Handler(WSGIRequestHandler):
-    """Request lines go to our logger at debug level, not to stderr."""
+    """Request lines and protocol errors go to our logger at debug level, not to stderr."""
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         log.debug('%s "%s" %s', self.address_string(), self.requestline, code)
 
     def log(self, type: str, message: str, *args: Any) -> None:
-        getattr(log, "info" if type == "info" else "warning")(message, *args)
+        # malformed requests (a client probing for TLS on a plain port...); the app logs its own errors
+        log.debug(message, *args)
 
 
 class _Server(ThreadedWSGIServer):
@@ -85,6 +86,7 @@ class RegistryLogin:
     registry: str  # host:port, as in repositoryUri
     username: str
     password: str
+    auth_file: str | None = None  # where write_auth_file put it, when a fixture did
 
     @property
     def auth(self) -> str:
@@ -131,7 +133,14 @@ class EcrEmulator:
     @property
     def registry(self) -> str:
         """host:port of the default registry, as repositoryUri names it."""
-        return self.services.hosts.host_for(self.services.default_scope)
+        return self.registry_for()
+
+    def registry_for(self, account: str | None = None, region: str | None = None) -> str:
+        """host:port of an (account, region)'s registry, as its repositoryUri names it."""
+        from ecr_emulator.core.naming import Scope
+
+        return self.services.hosts.host_for(Scope(account or self.settings.default_account,
+                                                  region or self.settings.default_region))
 
     @property
     def registry_url(self) -> str:

@@ -21,23 +21,9 @@ from tests.images import (
     tar_layer,
     write_oci_layout,
 )
+from tests.tools import need, run
 
 pytestmark = pytest.mark.clients
-
-
-def run(*cmd: str, input: str | None = None, env: dict | None = None, timeout: int = 300) -> str:
-    proc = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout,
-                          env=dict(os.environ, **(env or {})))
-    if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc.stdout
-
-
-def need(tool: str) -> None:
-    if shutil.which(tool) is None:
-        if os.environ.get("CI"):
-            raise AssertionError(f"{tool} is required in CI (scripts/test installs it)")
-        pytest.skip(f"{tool} not installed")
 
 
 @pytest.fixture

@@ -1,0 +1,68 @@
+"""The in-process server (ecr_emulator.testing) and the pytest plugin, used as a project would."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from ecr_emulator import testing
+from tests.tools import need
+
+SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "pytest"
+
+
+def test_sample_project_uses_the_installed_plugin():
+    need("skopeo")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=0", "--durations-min=0", "."],
+        cwd=SAMPLE, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r"\b5 passed\b", proc.stdout), proc.stdout
+    # the fixtures came from the entry point, not from anything in the sample project
+    assert "def ecr_" not in (SAMPLE / "conftest.py").read_text()
+
+
+def test_context_manager_serves_both_planes_and_cleans_up():
+    with testing.server(default_account="210987654321", job_workers=0) as ecr:
+        data_dir = ecr.settings.data_path
+        client = ecr.client()
+        repo = client.create_repository(repositoryName="ctx/app")["repository"]
+        assert repo["registryId"] == "210987654321"
+        assert repo["repositoryUri"] == f"{ecr.registry}/ctx/app"
+        login = ecr.login()
+        assert login.registry == ecr.registry and login.username == "AWS"
+        tags = requests.get(f"{ecr.registry_url}/v2/ctx/app/tags/list", auth=(login.username, login.password),
+                            timeout=10)
+        assert tags.status_code == 200 and tags.json() == {"name": "ctx/app", "tags": []}
+        assert requests.get(f"{ecr.registry_url}/v2/", timeout=10).status_code == 401
+        kept_alive = requests.Session()
+        assert kept_alive.get(f"{ecr.api_url}/_emulator/health", timeout=10).ok
+        ecr.clock.advance(3600)
+        assert kept_alive.get(f"{ecr.api_url}/_emulator/clock", timeout=10).json()["offset"] >= 3599
+        ecr.reset()
+        assert client.describe_repositories()["repositories"] == []
+        assert abs(ecr.clock.offset) < 1
+    assert not data_dir.exists()
+    # stopped means stopped, for new connections and for the kept-alive one alike
+    for session in (requests, kept_alive):
+        with pytest.raises(requests.ConnectionError):
+            session.get(f"{ecr.api_url}/_emulator/health", timeout=2)
+
+
+def test_env_points_unmodified_sdk_code_at_it(monkeypatch):
+    import boto3
+
+    with testing.server(job_workers=0) as ecr:
+        for name, value in ecr.env(region="eu-west-1").items():
+            monkeypatch.setenv(name, value)
+        uri = boto3.client("ecr").create_repository(repositoryName="plain")["repository"]["repositoryUri"]
+        assert uri == f"{ecr.registry_for(region='eu-west-1')}/plain"
+        assert uri.startswith("123456789012.dkr.ecr.eu-west-1.localhost:")
+        arn = boto3.client("ecr").describe_repositories()["repositories"][0]["repositoryArn"]
+        assert arn == "arn:aws:ecr:eu-west-1:123456789012:repository/plain"
