@@ -66,3 +66,12 @@ def test_env_points_unmodified_sdk_code_at_it(monkeypatch):
         assert uri.startswith("123456789012.dkr.ecr.eu-west-1.localhost:")
         arn = boto3.client("ecr").describe_repositories()["repositories"][0]["repositoryArn"]
         assert arn == "arn:aws:ecr:eu-west-1:123456789012:repository/plain"
+
+
+def test_in_process_server_over_https():
+    with testing.server(tls=True, job_workers=0) as ecr:
+        assert ecr.api_url.startswith("https://") and ecr.ca_bundle
+        data = ecr.client().get_authorization_token()["authorizationData"][0]
+        assert data["proxyEndpoint"] == f"https://{ecr.registry}"
+        assert requests.get(f"{ecr.registry_url}/v2/", verify=ecr.ca_bundle, timeout=10).status_code == 401
+        assert ecr.env()["AWS_CA_BUNDLE"] == ecr.ca_bundle
