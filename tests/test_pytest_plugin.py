@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,14 +17,23 @@ from tests.tools import need
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "pytest"
 
 
-def test_sample_project_uses_the_installed_plugin():
+def readme_example() -> str:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Testing your code: the pytest plugin", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_sample_project_and_the_readme_example_use_the_installed_plugin(tmp_path):
     need("skopeo")
+    project = tmp_path / "project"
+    shutil.copytree(SAMPLE, project)
+    (project / "test_readme_example.py").write_text(readme_example())
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=0", "--durations-min=0", "."],
-        cwd=SAMPLE, capture_output=True, text=True, timeout=300,
+        cwd=project, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert re.search(r"\b5 passed\b", proc.stdout), proc.stdout
+    assert re.search(r"\b7 passed\b", proc.stdout), proc.stdout
     # the fixtures came from the entry point, not from anything in the sample project
     assert "def ecr_" not in (SAMPLE / "conftest.py").read_text()
 
