@@ -120,6 +120,9 @@ class Settings:
     def __post_init__(self) -> None:
         self.access_key_accounts = parse_access_keys(self.access_keys)
         self.registry_ports = parse_registry_port_map(self.registry_port_map)
+        if (self.default_account, self.default_region) in self.registry_ports:
+            raise ValueError(f"--registry-port-map names the default registry ({self.default_account}/"
+                             f"{self.default_region}), which is served on --registry-port already")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("--tls-cert and --tls-key go together: give both files or neither")
         self.tls = self.tls or bool(self.tls_cert)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import socket
 import subprocess
 import sys
 
@@ -114,11 +115,31 @@ def test_registries_with_ports_of_their_own_need_no_host_names(tmp_path):
         live.stop()
 
 
-def test_registry_port_map_is_checked(tmp_path):
+@pytest.mark.parametrize("value, says", [
+    ("eu-west-1=5002", "ACCOUNT/REGION=PORT"),
+    ("210987654321/eu-west-1=70000", "ACCOUNT/REGION=PORT"),
+    ("210987654321/eu-west-1=5002,210987654321/eu-west-1=5003", "twice"),
+    ("123456789012/us-east-1=5002", "default registry"),
+])
+def test_registry_port_map_is_checked(tmp_path, value, says):
     proc = subprocess.run([sys.executable, "-m", "ecr_emulator", "serve", "--data-dir", str(tmp_path),
-                           "--registry-port-map", "eu-west-1=5002"], capture_output=True, text=True, timeout=60)
+                           "--registry-port-map", value], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
-    assert "ACCOUNT/REGION=PORT" in proc.stderr and "Traceback" not in proc.stderr
+    assert says in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_port_in_use_is_one_line_naming_the_setting(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "ecr_emulator", "serve", "--data-dir", str(tmp_path),
+                               "--api-port", "0", "--registry-port", "0", "--registry-port-map",
+                               f"210987654321/eu-west-1={port}"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"ecr-emulator: cannot listen on 127.0.0.1:{port} (--registry-port-map 210987654321/eu-west-1): "
+        "Address already in use"]
 
 
 def test_registry_hosts_name_and_read_back_ported_registries():
