@@ -81,6 +81,8 @@ SETTINGS: list[Setting] = [
             "data directory (tls/ca.crt); proxyEndpoint then says https://", bool),
     Setting("tls_cert", "", "PEM certificate (chain) to serve instead of the local CA's; implies --tls"),
     Setting("tls_key", "", "PEM private key of --tls-cert"),
+    Setting("allow_missing_layers", False, "accept images whose layers and config were never uploaded, as moto "
+            "does (real ECR refuses them with LayersNotFoundException); for tests written against moto", bool),
 ]
 
 
@@ -114,6 +116,7 @@ class Settings:
     tls: bool = False
     tls_cert: str = ""
     tls_key: str = ""
+    allow_missing_layers: bool = False
     access_key_accounts: dict[str, str] = field(default_factory=dict)
     registry_ports: dict[tuple[str, str], int] = field(default_factory=dict)
 

@@ -85,3 +85,57 @@ def test_in_process_server_over_https():
         assert data["proxyEndpoint"] == f"https://{ecr.registry}"
         assert requests.get(f"{ecr.registry_url}/v2/", verify=ecr.ca_bundle, timeout=10).status_code == 401
         assert ecr.env()["AWS_CA_BUNDLE"] == ecr.ca_bundle
+
+
+def moto_style_manifest() -> tuple[str, str]:
+    """A manifest naming a config and a layer that were never uploaded, as moto-based tests put."""
+    import hashlib
+    import json
+
+    def descriptor(media_type: str, seed: bytes) -> dict:
+        return {"mediaType": media_type, "digest": "sha256:" + hashlib.sha256(seed).hexdigest(), "size": 1234}
+
+    manifest = json.dumps({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": descriptor("application/vnd.docker.container.image.v1+json", b"config"),
+        "layers": [descriptor("application/vnd.docker.image.rootfs.diff.tar.gzip", b"layer")],
+    })
+    return manifest, "sha256:" + hashlib.sha256(b"layer").hexdigest()
+
+
+def test_missing_layers_are_refused_by_default_as_on_ecr():
+    manifest, _ = moto_style_manifest()
+    with testing.server(job_workers=0) as ecr:
+        client = ecr.client()
+        client.create_repository(repositoryName="strict")
+        with pytest.raises(client.exceptions.LayersNotFoundException):
+            client.put_image(repositoryName="strict", imageManifest=manifest, imageTag="v1")
+
+
+def test_allow_missing_layers_accepts_moto_style_images():
+    manifest, layer = moto_style_manifest()
+    with testing.server(job_workers=0, allow_missing_layers=True) as ecr:
+        client = ecr.client()
+        client.create_repository(repositoryName="lenient")
+        digest = client.put_image(repositoryName="lenient", imageManifest=manifest, imageTag="v1")["image"][
+            "imageId"]["imageDigest"]
+        detail = client.describe_images(repositoryName="lenient")["imageDetails"][0]
+        assert detail["imageTags"] == ["v1"] and detail["imageSizeInBytes"] == 2468  # as the manifest declares
+        got = client.batch_get_image(repositoryName="lenient", imageIds=[{"imageTag": "v1"}])["images"][0]
+        assert got["imageManifest"] == manifest
+        login = ecr.login()
+        blob = requests.get(f"{ecr.registry_url}/v2/lenient/blobs/{layer}", auth=(login.username, login.password),
+                            timeout=10)
+        assert blob.status_code == 404 and blob.json()["errors"][0]["code"] == "BLOB_UNKNOWN"
+        put = requests.put(f"{ecr.registry_url}/v2/lenient/manifests/v2", data=manifest,
+                           auth=(login.username, login.password), timeout=10,
+                           headers={"Content-Type": "application/vnd.docker.distribution.manifest.v2+json"})
+        assert put.status_code == 201
+        client.start_image_scan(repositoryName="lenient", imageId={"imageDigest": digest})
+        ecr.run_jobs()
+        scan = client.describe_image_scan_findings(repositoryName="lenient", imageId={"imageDigest": digest})
+        assert scan["imageScanStatus"]["status"] == "FAILED"
+        assert "not available" in scan["imageScanStatus"]["description"]
+        client.batch_delete_image(repositoryName="lenient", imageIds=[{"imageDigest": digest}])
+        assert client.describe_images(repositoryName="lenient")["imageDetails"] == []
