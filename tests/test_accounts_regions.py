@@ -3,7 +3,6 @@ credential scope names the region, and nothing leaks between them."""
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import socket
@@ -16,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from tests.conftest import ACCOUNT, make_client
 from tests.errors import error_of
-from tests.images import build_image, push_via_api, write_oci_layout
+from tests.images import build_image, login_password, push_via_api, push_with_skopeo
 from tests.server import start_server
 from tests.tools import need, run
 
@@ -89,13 +88,7 @@ def test_registries_with_ports_of_their_own_need_no_host_names(tmp_path):
         assert repo["repositoryUri"] == f"{host}/team/app"
         data = other.get_authorization_token()["authorizationData"][0]
         assert data["proxyEndpoint"] == f"http://{host}"
-        password = base64.b64decode(data["authorizationToken"]).decode().split(":", 1)[1]
-        image = build_image()
-        layout = write_oci_layout(tmp_path / "src", {"v1": image})
-        auth = {"REGISTRY_AUTH_FILE": str(tmp_path / "auth.json")}
-        run("skopeo", "login", "--tls-verify=false", "-u", "AWS", "--password-stdin", host, input=password, env=auth)
-        run("skopeo", "copy", "--dest-tls-verify=false", f"oci:{layout}:v1", f"docker://{repo['repositoryUri']}:v1",
-            env=auth)
+        image, auth = push_with_skopeo(other, f"{repo['repositoryUri']}:v1", tmp_path)
         details = other.describe_images(repositoryName="team/app")["imageDetails"]
         assert [(d["imageDigest"], d["imageTags"]) for d in details] == [(image.digest, ["v1"])]
         assert json.loads(run("skopeo", "inspect", "--tls-verify=false", f"docker://{host}/team/app:v1",
@@ -107,9 +100,8 @@ def test_registries_with_ports_of_their_own_need_no_host_names(tmp_path):
         mumbai_uri = mumbai.create_repository(repositoryName="team/app")["repository"]["repositoryUri"]
         assert mumbai_uri == f"localhost:{ports['123456789012/ap-south-1']}/team/app"
         # the default account's login is not valid for another account's registry
-        default_password = base64.b64decode(make_client(live).get_authorization_token()["authorizationData"][0][
-            "authorizationToken"]).decode().split(":", 1)[1]
-        denied = requests.get(f"http://{host}/v2/team/app/tags/list", auth=("AWS", default_password), timeout=10)
+        denied = requests.get(f"http://{host}/v2/team/app/tags/list", auth=("AWS", login_password(make_client(live))),
+                              timeout=10)
         assert denied.status_code == 403 and denied.json()["errors"][0]["code"] == "DENIED"
     finally:
         live.stop()

@@ -11,7 +11,6 @@ on loopback and free ports. The compose file is validated by Debian's ``docker-c
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -27,7 +26,7 @@ import pytest
 import yaml
 from dockerfile_parse import DockerfileParser
 
-from tests.images import build_image, write_oci_layout
+from tests.images import push_with_skopeo
 from tests.server import LiveServer, make_client
 from tests.tools import need, run
 
@@ -142,15 +141,8 @@ def test_image_serves_as_its_user_with_the_compose_settings(image_root, tmp_path
         assert repo["repositoryUri"] == f"{host}/demo/alpine"  # what the other containers push to
         token = ecr.get_authorization_token()["authorizationData"][0]
         assert token["proxyEndpoint"] == f"http://{host}"
-        password = base64.b64decode(token["authorizationToken"]).decode().split(":", 1)[1]
-        image = build_image()
-        layout = write_oci_layout(tmp_path / "src", {"v1": image})
-        auth = {"REGISTRY_AUTH_FILE": str(tmp_path / "auth.json")}
-        registry = f"localhost:{registry_port}"  # the compose network's ecr:5000
-        run("skopeo", "login", "--tls-verify=false", "-u", "AWS", "--password-stdin", registry,
-            input=password, env=auth)
-        run("skopeo", "copy", "--dest-tls-verify=false", f"oci:{layout}:v1", f"docker://{registry}/demo/alpine:v1",
-            env=auth)
+        # localhost:<port> is the compose network's ecr:5000
+        image, _ = push_with_skopeo(ecr, f"localhost:{registry_port}/demo/alpine:v1", tmp_path)
         assert ecr.describe_images(repositoryName="demo/alpine")["imageDetails"][0]["imageDigest"] == image.digest
         owners = {p.stat().st_uid for p in data.rglob("*")}
         assert owners == {os.geteuid() if not as_user else int(user[0])}

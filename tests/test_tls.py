@@ -3,7 +3,6 @@ aws CLI and boto3 the documented ways, with no insecure flag anywhere."""
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import shutil
@@ -16,7 +15,7 @@ import pytest
 import requests
 from cryptography import x509
 
-from tests.images import build_image, write_oci_layout
+from tests.images import login_password, push_with_skopeo
 from tests.server import make_client, start_server
 from tests.tools import need, run
 
@@ -35,11 +34,6 @@ def certs(tls_server, tmp_path) -> Path:
     directory.mkdir()
     shutil.copy(tls_server.ca_bundle, directory / "ca.crt")
     return directory
-
-
-def password(ecr) -> str:
-    token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
-    return base64.b64decode(token).decode().split(":", 1)[1]
 
 
 def test_both_listeners_speak_https_from_the_local_ca(tls_server):
@@ -86,13 +80,8 @@ def test_skopeo_logs_in_pushes_and_pulls_trusting_the_ca(tls_server, certs, tmp_
     need("skopeo")
     ecr = make_client(tls_server)
     ecr.create_repository(repositoryName="secure")
-    image = build_image()
-    layout = write_oci_layout(tmp_path / "src", {"v1": image})
-    auth = {"REGISTRY_AUTH_FILE": str(tmp_path / "auth.json")}
     host = f"localhost:{tls_server.registry_port}"
-    run("skopeo", "login", "--cert-dir", str(certs), "-u", "AWS", "--password-stdin", host,
-        input=password(ecr), env=auth)
-    run("skopeo", "copy", "--dest-cert-dir", str(certs), f"oci:{layout}:v1", f"docker://{host}/secure:v1", env=auth)
+    image, auth = push_with_skopeo(ecr, f"{host}/secure:v1", tmp_path, cert_dir=certs)
     inspected = json.loads(run("skopeo", "inspect", "--cert-dir", str(certs), f"docker://{host}/secure:v1", env=auth))
     assert inspected["Digest"] == image.digest
     run("skopeo", "copy", "--src-cert-dir", str(certs), f"docker://{host}/secure:v1", f"oci:{tmp_path / 'back'}:v1",
@@ -114,15 +103,10 @@ def test_podman_pulls_and_pushes_trusting_the_ca(tls_server, certs, tmp_path):
     root = Path(tempfile.mkdtemp(prefix="pm-", dir="/tmp"))
     base = ["podman", "--root", str(root / "root"), "--runroot", str(root / "run"), "--storage-driver", "vfs",
             "--cgroup-manager", "cgroupfs", "--events-backend", "none"]
-    auth = {"REGISTRY_AUTH_FILE": str(tmp_path / "podman-auth.json")}
     try:
-        layout = write_oci_layout(tmp_path / "src", {"v1": build_image()})
-        run("skopeo", "login", "--cert-dir", str(certs), "-u", "AWS", "--password-stdin", host,
-            input=password(ecr), env=auth)
-        run("skopeo", "copy", "--dest-cert-dir", str(certs), f"oci:{layout}:v1", f"docker://{host}/pod/src:v1",
-            env=auth)
+        _, auth = push_with_skopeo(ecr, f"{host}/pod/src:v1", tmp_path, cert_dir=certs)
         run(*base, "login", "--cert-dir", str(certs), "-u", "AWS", "--password-stdin", host,
-            input=password(ecr), env=auth)
+            input=login_password(ecr), env=auth)
         run(*base, "pull", "--cert-dir", str(certs), f"{host}/pod/src:v1", env=auth)
         run(*base, "tag", f"{host}/pod/src:v1", f"{host}/pod/dst:copied", env=auth)
         run(*base, "push", "--cert-dir", str(certs), f"{host}/pod/dst:copied", env=auth)
