@@ -12,8 +12,10 @@ Start-up does the slow work once, in the arbiter, before forking: bind the socke
 resolved), prepare the schema, import every module and load the service model
 (``wsgi.build``); workers fork with all of it and are serving within milliseconds. Stopping an
 idle server takes a fraction of a second: idle kept-alive connections are closed at once, job
-threads are woken rather than waited for, and processes skip the interpreter's teardown. Background job threads run inside each worker, beside the request threads; jobs are
-claimed through the database, so each runs once.
+threads are woken rather than waited for, and processes skip the interpreter's teardown.
+
+Background job threads run inside each worker, beside the request threads; jobs are claimed
+through the database, so each runs once.
 
 Two settings come from measurements (``scripts/bench/registry.py``, against CNCF
 Distribution on the same machine): kept-alive connections are served inline by the thread
@@ -91,12 +93,13 @@ class EmulatorServer(BaseApplication):
         self.app = app
         self.services = app.services  # type: ignore[attr-defined]
         self.listeners = listeners
+        self.fds = [listener.sock.detach() for listener in listeners]  # gunicorn owns the sockets now
         super().__init__()
 
     def load_config(self) -> None:
         s = self.settings
         cfg = {
-            "bind": [f"fd://{listener.sock.detach()}" for listener in self.listeners],
+            "bind": [f"fd://{fd}" for fd in self.fds],
             "workers": max(s.workers, 1),
             "worker_class": KeepAliveThreadWorker,
             "threads": s.threads,
@@ -175,12 +178,12 @@ def serve(settings: Settings) -> int:
         stream=sys.stderr,
     )
     try:
+        if settings.tls:
+            tls.server_files(settings)  # make the CA and certificate now, once, before any worker
         listeners = wsgi.bind(settings)
-    except wsgi.ListenError as exc:
+    except (ValueError, wsgi.ListenError) as exc:
         print(f"ecr-emulator: {exc}", file=sys.stderr)
         return 2
-    if settings.tls:
-        tls.server_files(settings)  # make the CA and certificate now, once, before any worker
     # Migrate, seed and import everything once, here; workers fork with it all loaded.
     app = wsgi.build(settings)
     app.services.db.dispose()  # type: ignore[attr-defined]  # no database connection crosses the fork

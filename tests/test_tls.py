@@ -8,6 +8,7 @@ import os
 import shutil
 import ssl
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -149,3 +150,14 @@ def test_a_certificate_of_your_own(tmp_path):
             requests.get(f"{live.registry_url}/v2/", timeout=10)
     finally:
         live.stop()
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem"], "/nonexistent/cert.pem does not exist"),
+    (["--tls-cert", "/nonexistent/cert.pem"], "--tls-cert and --tls-key go together"),
+])
+def test_tls_mistakes_are_one_line(tmp_path, args, says):
+    proc = subprocess.run([sys.executable, "-m", "ecr_emulator", "serve", "--data-dir", str(tmp_path), *args],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert says in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
