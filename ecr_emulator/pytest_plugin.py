@@ -29,6 +29,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def ecr_emulator_settings() -> dict[str, Any]:
+    """Settings for the session's emulator (``config.Settings`` names); override in conftest.py."""
     return {}
 
 
@@ -43,17 +44,20 @@ def ecr_emulator(ecr_emulator_settings: dict[str, Any]) -> Iterator[Any]:
 
 @pytest.fixture
 def ecr_server(ecr_emulator: Any) -> Any:
+    """The emulator, emptied and its clock at real time for this test."""
     ecr_emulator.reset()
     return ecr_emulator
 
 
 @pytest.fixture
 def ecr_client(ecr_server: Any) -> Any:
+    """A boto3 ECR client for the default account and region."""
     return ecr_server.client()
 
 
 @pytest.fixture
 def ecr_registry(ecr_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A registry login (registry, username, password) and an auth file registry clients read."""
     from dataclasses import replace
 
     login = ecr_server.login()
@@ -63,11 +67,13 @@ def ecr_registry(ecr_server: Any, tmp_path_factory: pytest.TempPathFactory) -> A
 
 @pytest.fixture
 def ecr_clock(ecr_server: Any) -> Any:
+    """The emulator clock: now(), set(epoch), advance(seconds), reset()."""
     return ecr_server.clock
 
 
 @pytest.fixture
 def ecr_env(ecr_server: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """AWS_* variables set for this test so that unmodified SDK code and the aws CLI use the emulator."""
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_CA_BUNDLE"):
         monkeypatch.delenv(name, raising=False)
     env = ecr_server.env()
