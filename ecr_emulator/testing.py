@@ -116,6 +116,7 @@ class EcrEmulator:
         self._threads = threads
         self._own_data_dir = own_data_dir
         self._session: Any = None
+        self._stopped = False
         self.scheme = "https" if settings.tls else "http"
 
     # ---- where it is
@@ -210,6 +211,10 @@ class EcrEmulator:
         return (self.services.job_runner or JobRunner(self.services)).run_due()
 
     def stop(self) -> None:
+        """Stop serving (kept-alive connections included), stop job threads, remove a temporary data dir."""
+        if self._stopped:
+            return
+        self._stopped = True
         stoppers = [threading.Thread(target=server.shutdown) for server in self._servers]  # all at once
         for stopper in stoppers:
             stopper.start()

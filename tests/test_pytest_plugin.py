@@ -17,10 +17,20 @@ from tests.tools import need
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "pytest"
 
 
-def readme_example() -> str:
+def readme_example(number: int = 0) -> str:
+    """The README's pytest section's Python examples, in order."""
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme.split("## Testing your code: the pytest plugin", 1)[1]
-    return section.split("```python\n", 1)[1].split("```", 1)[0]
+    section = readme.split("## Testing your code: the pytest plugin", 1)[1].split("\n## ", 1)[0]
+    return section.split("```python\n")[1 + number].split("```", 1)[0]
+
+
+def test_readme_context_manager_example_runs():
+    scope: dict = {}
+    exec(readme_example(1), scope)  # noqa: S102 - the README's own example
+    login = scope["login"]
+    ecr = scope["ecr"]
+    assert login.username == "AWS" and login.registry == f"localhost:{ecr.settings.registry_port}"
+    assert not ecr.settings.data_path.exists()  # stopped and cleaned up on leaving the block
 
 
 def test_sample_project_and_the_readme_example_use_the_installed_plugin(tmp_path):
