@@ -90,6 +90,18 @@ SETTINGS: list[Setting] = [
             "line)"),
     Setting("vulndb_url", "https://osv-vulnerabilities.storage.googleapis.com",
             "base URL of the OSV data exports that 'vulndb update' downloads <url>/<Ecosystem>/all.zip from"),
+    Setting(
+        "registry_port_map",
+        "",
+        "comma-separated ACCOUNT/REGION=PORT entries: serve that account's registry in that region on its "
+        "own port too, so its repositoryUri is <registry host name>:PORT/name (0 picks a free port)",
+    ),
+    Setting("tls", False, "serve both listeners over HTTPS with a certificate from a local CA made once per "
+            "data directory (tls/ca.crt); proxyEndpoint then says https://", bool),
+    Setting("tls_cert", "", "PEM certificate (chain) to serve instead of the local CA's; implies --tls"),
+    Setting("tls_key", "", "PEM private key of --tls-cert"),
+    Setting("allow_missing_layers", False, "accept images whose layers and config were never uploaded, as moto "
+            "does (real ECR refuses them with LayersNotFoundException); for tests written against moto", bool),
 ]
 
 
@@ -124,10 +136,23 @@ class Settings:
     scan_max_unpacked_bytes: int = 8 * 1024**3
     log_format: str = "text"
     vulndb_url: str = "https://osv-vulnerabilities.storage.googleapis.com"
+    registry_port_map: str = ""
+    tls: bool = False
+    tls_cert: str = ""
+    tls_key: str = ""
+    allow_missing_layers: bool = False
     access_key_accounts: dict[str, str] = field(default_factory=dict)
+    registry_ports: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.access_key_accounts = parse_access_keys(self.access_keys)
+        self.registry_ports = parse_registry_port_map(self.registry_port_map)
+        if (self.default_account, self.default_region) in self.registry_ports:
+            raise ValueError(f"--registry-port-map names the default registry ({self.default_account}/"
+                             f"{self.default_region}), which is served on --registry-port already")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("--tls-cert and --tls-key go together: give both files or neither")
+        self.tls = self.tls or bool(self.tls_cert)
         if not re.fullmatch(r"[0-9]{12}", self.default_account):
             raise ValueError(f"default account must be 12 digits, got {self.default_account!r}")
 
@@ -150,6 +175,20 @@ def parse_access_keys(text: str) -> dict[str, str]:
         if not sep or not re.fullmatch(r"[0-9]{12}", account.strip()):
             raise ValueError(f"access key mapping {item!r} must be KEY=12-digit-account")
         mapping[key.strip()] = account.strip()
+    return mapping
+
+
+def parse_registry_port_map(text: str) -> dict[tuple[str, str], int]:
+    """``ACCOUNT/REGION=PORT,...`` -> {(account, region): port}."""
+    mapping: dict[tuple[str, str], int] = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        m = re.fullmatch(r"([0-9]{12})/([a-z]{2}(?:-[a-z]+)+-[0-9]+)=([0-9]{1,5})", item)
+        if not m or int(m[3]) > 65535:
+            raise ValueError(f"registry port map entry {item!r} must be ACCOUNT/REGION=PORT, "
+                             "e.g. 210987654321/eu-west-1=5002")
+        if (m[1], m[2]) in mapping:
+            raise ValueError(f"registry port map names {m[1]}/{m[2]} twice")
+        mapping[(m[1], m[2])] = int(m[3])
     return mapping
 
 

@@ -3,7 +3,7 @@
 Requests are counted by listener, by ECR operation (API) or named route (registry), never by
 raw path, and by status; their latency goes into a histogram; the registry's pushed and pulled
 bytes are counted per route; background jobs per kind and outcome. All of it is recorded at
-one seam per listener (``ecr_emulator/observe.py``) and one for jobs (``core/jobs.OBSERVERS``).
+one seam per listener (``ecr_emulator/observe.py``) and one for jobs (the ``JobFinished`` event).
 Under the server every worker process writes its values to the multiprocess directory
 (``ecr_emulator/multiprocess.py``) and a scrape adds up all workers, live and gone. What the
 registry holds (repositories, images, blobs, queued and failed jobs, advisories) is counted
@@ -22,6 +22,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from ecr_emulator.core import stats
 from ecr_emulator.core.context import Services
+from ecr_emulator.core.events import JobFinished
 from ecr_emulator.multiprocess import ENV
 
 log = logging.getLogger(__name__)
@@ -71,9 +72,10 @@ def bytes_pulled(route: str, count: int) -> None:
     _child(PULLED, route).inc(count)
 
 
-def job_done(kind: str, succeeded: bool, seconds: float) -> None:
-    _child(JOB_RUNS, kind, "succeeded" if succeeded else "failed").inc()
-    _child(JOB_LATENCY, kind).observe(seconds)
+def job_done(_ctx: object, event: JobFinished) -> None:
+    """Subscribed to ``JobFinished`` (``wsgi.observed``)."""
+    _child(JOB_RUNS, event.kind, "succeeded" if event.succeeded else "failed").inc()
+    _child(JOB_LATENCY, event.kind).observe(event.seconds)
 
 
 class DatabaseCollector:

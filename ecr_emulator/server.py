@@ -6,8 +6,16 @@ share everything through the data directory: the database, the blob store, the e
 clock (a memory-mapped file) and upload staging (file locks), so any worker can serve any
 request and several processes use both CPU cores despite Python's global interpreter lock.
 SIGTERM (or SIGINT) drains in-flight requests for up to ``graceful_timeout`` seconds before
-exiting. Background job threads run inside each worker, beside the request threads; jobs are
-claimed through the database, so each runs once.
+exiting.
+
+Start-up does the slow work once, in the arbiter, before forking: bind the sockets (port 0
+resolved), prepare the schema, import every module and load the service model
+(``wsgi.build``); workers fork with all of it and are serving within milliseconds. Stopping an
+idle server takes a fraction of a second: idle kept-alive connections are closed at once, job
+threads are woken rather than waited for, and processes skip the interpreter's teardown.
+
+Background job threads run inside each worker, beside the request threads; jobs are claimed
+through the database, so each runs once.
 
 Two settings come from measurements (``scripts/bench/registry.py``, against CNCF
 Distribution on the same machine): kept-alive connections are served inline by the thread
@@ -19,56 +27,21 @@ because blob bodies written in 4 MiB pieces reach local clients faster (see
 from __future__ import annotations
 
 import logging
+import os
 import select
-from typing import Any
+import signal
+import sys
+import time
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
-from ecr_emulator import logs
+from ecr_emulator import logs, tls, wsgi
 from ecr_emulator.config import Settings
 from ecr_emulator.multiprocess import Run
+from ecr_emulator.wsgi import Listener, WsgiApp
 
 log = logging.getLogger(__name__)
-
-# Filled in the arbiter once the sockets are bound (port 0 resolves here), inherited by the
-# worker through fork.
-BOUND: dict[str, int] = {}
-
-
-def build_wsgi(settings: Settings, api_port: int, registry_port: int):  # type: ignore[no-untyped-def]
-    from ecr_emulator.api.app import create_app as create_api
-    from ecr_emulator.core.bootstrap import build_services
-    from ecr_emulator.registry.app import create_app as create_registry
-
-    settings.api_port, settings.registry_port = api_port, registry_port
-    services = build_services(settings, upgrade=False)
-    api, registry = observed(services, create_api(services), create_registry(services))
-
-    def dispatch(environ: dict[str, Any], start_response):  # type: ignore[no-untyped-def]
-        app = api if environ.get("SERVER_PORT") == str(api_port) else registry
-        return app(environ, start_response)
-
-    dispatch.services = services  # type: ignore[attr-defined]
-    return dispatch
-
-
-def observed(services, api, registry):  # type: ignore[no-untyped-def]
-    """Both listeners behind the raw-request checks (``ecr_emulator/httpguard.py``) and wrapped in
-    the metrics, logging and health seam (``ecr_emulator/observe.py``); job runs reported to the
-    metrics."""
-    from ecr_emulator import metrics, observe
-    from ecr_emulator.api import app as api_app
-    from ecr_emulator.core import jobs
-    from ecr_emulator.httpguard import guarded
-    from ecr_emulator.registry import app as registry_app
-
-    if metrics.job_done not in jobs.OBSERVERS:
-        jobs.OBSERVERS.append(metrics.job_done)
-    return (observe.Observed(guarded(api, api_app.reject), "api", services, observe.api_endpoint(api)),
-            observe.Observed(guarded(registry, registry_app.reject), "registry", services,
-                             observe.registry_endpoint))
-
 
 class KeepAliveThreadWorker(ThreadWorker):
     """gunicorn's threaded worker, except that the thread that answered a kept-alive
@@ -97,6 +70,13 @@ class KeepAliveThreadWorker(ThreadWorker):
                 return keepalive
         return super().handle(conn)
 
+    # A stopping worker closes idle kept-alive connections after this long (gunicorn: 2 s), so
+    # that stopping an idle server, as every test fixture does, takes a fraction of a second.
+    STOP_KEEPALIVE_LINGER = 0.1
+
+    def _cap_keepalive(self, deadline):  # type: ignore[no-untyped-def]
+        super()._cap_keepalive(min(deadline, time.monotonic() + self.STOP_KEEPALIVE_LINGER))
+
     def _next_request_ready(self, conn) -> bool:  # type: ignore[no-untyped-def]
         unreader = getattr(conn.parser, "unreader", None)
         if unreader is not None and unreader.buf.getvalue():  # pipelined bytes already read
@@ -107,16 +87,22 @@ class KeepAliveThreadWorker(ThreadWorker):
 
 
 class EmulatorServer(BaseApplication):
-    def __init__(self, settings: Settings, metrics_run: Run | None = None) -> None:
+    """gunicorn over sockets we bound and an application we built, both before forking."""
+
+    def __init__(self, settings: Settings, app: WsgiApp, listeners: list[Listener],
+                 metrics_run: Run | None = None) -> None:
         self.settings = settings
-        self.services = None
+        self.app = app
         self.metrics_run = metrics_run
+        self.services = app.services  # type: ignore[attr-defined]
+        self.listeners = listeners
+        self.fds = [listener.sock.detach() for listener in listeners]  # gunicorn owns the sockets now
         super().__init__()
 
     def load_config(self) -> None:
         s = self.settings
         cfg = {
-            "bind": [f"{s.host}:{s.api_port}", f"{s.host}:{s.registry_port}"],
+            "bind": [f"fd://{fd}" for fd in self.fds],
             "workers": max(s.workers, 1),
             "worker_class": KeepAliveThreadWorker,
             "threads": s.threads,
@@ -130,38 +116,46 @@ class EmulatorServer(BaseApplication):
             "child_exit": self._child_exit,
             "proc_name": "ecr-emulator",
             "when_ready": self._when_ready,
+            "post_fork": self._post_fork,
             "post_worker_init": self._post_worker_init,
             "worker_exit": self._worker_exit,
             "limit_request_line": 8190,
             "sendfile": False,  # blobs go out as 4 MiB writes: faster to local clients, see registry/blobs.py
         }
+        if s.tls:
+            cfg["certfile"], cfg["keyfile"] = tls.server_files(s)
         if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25: no shared ~/.gunicorn socket
             cfg["control_socket_disable"] = True
         for key, value in cfg.items():
             self.cfg.set(key, value)
 
     def _when_ready(self, arbiter) -> None:  # type: ignore[no-untyped-def]
-        api, registry = (listener.sock.getsockname()[1] for listener in arbiter.LISTENERS)
-        BOUND.update(api=api, registry=registry)
-        host = self.settings.host
-        print(f"ecr-emulator API listening on http://{host}:{api}", flush=True)
-        print(f"ecr-emulator registry listening on http://{host}:{registry}", flush=True)
+        scheme = "https" if self.settings.tls else "http"
+        for listener in self.listeners:
+            print(listener.describe(scheme, self.settings.host), flush=True)
         print(f"ecr-emulator data in {self.settings.data_path}", flush=True)
+        if self.settings.tls and not self.settings.tls_cert:
+            print(f"ecr-emulator TLS certificates from the local CA {tls.ca_path(self.settings)} "
+                  "(trust it: see README, TLS)", flush=True)
 
     def load(self):  # type: ignore[no-untyped-def]
-        app = build_wsgi(self.settings, BOUND["api"], BOUND["registry"])
-        self.services = app.services
-        return app
+        return self.app
+
+    def _post_fork(self, server, worker) -> None:  # type: ignore[no-untyped-def]
+        # Until the worker installs its own handlers it still has the arbiter's, which only queue
+        # the signal for an arbiter loop this process never runs: a SIGTERM arriving while a worker
+        # boots would be lost and the stop would wait out the whole graceful timeout. A worker
+        # that has not served anything yet may just die instead.
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+            signal.signal(sig, signal.SIG_DFL)
 
     def _post_worker_init(self, worker) -> None:  # type: ignore[no-untyped-def]
         from ecr_emulator.core.jobs import JobRunner
 
-        services = self.services
-        if services is not None:
-            services.pulls.start()
-        if services is not None and self.settings.job_workers > 0:
-            runner = JobRunner(services)
-            services.job_runner = runner
+        self.services.pulls.start()  # threads do not survive the fork: each worker starts its own
+        if self.settings.job_workers > 0:
+            runner = JobRunner(self.services)
+            self.services.job_runner = runner
             runner.start(self.settings.job_workers, self.settings.job_poll_interval)
 
     def _child_exit(self, arbiter, worker) -> None:  # type: ignore[no-untyped-def]
@@ -169,22 +163,45 @@ class EmulatorServer(BaseApplication):
             self.metrics_run.worker_exited(worker.pid)
 
     def _worker_exit(self, server, worker) -> None:  # type: ignore[no-untyped-def]
-        if self.services is not None and self.services.job_runner is not None:
+        if self.services.job_runner is not None:
             self.services.job_runner.stop()
-        if self.services is not None:
-            self.services.pulls.stop()
+        self.services.pulls.stop()  # write the pull times noted so far
+        exiting = sys.exc_info()[1]  # gunicorn calls this hook on its way to sys.exit(status)
+        if isinstance(exiting, SystemExit) and exiting.code in (0, None):
+            self.services.db.dispose()
+            _exit_now(0)
+
+
+def _exit_now(status: int) -> None:
+    """Exit without the interpreter's teardown: freeing every module of a process that loaded
+    SQLAlchemy, Flask and botocore took 0.2-0.5 s here, the larger part of stopping an idle
+    server. Everything that matters (database connections, logs) is closed or flushed first."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def serve(settings: Settings) -> int:
-    from ecr_emulator.core.bootstrap import build_services
-
     logs.configure(settings.log_level, settings.log_format)
+    try:
+        if settings.tls:
+            tls.server_files(settings)  # make the CA and certificate now, once, before any worker
+        listeners = wsgi.bind(settings)
+    except (ValueError, wsgi.ListenError) as exc:
+        print(f"ecr-emulator: {exc}", file=sys.stderr)
+        return 2
     metrics_run = Run()  # before anything imports prometheus_client: workers share one directory
     try:
-        # Migrate once, in the arbiter, before any worker starts serving.
-        services = build_services(settings, upgrade=True)
-        services.db.dispose()
-        EmulatorServer(settings, metrics_run).run()
+        # Migrate, seed and import everything once, here; workers fork with it all loaded.
+        app = wsgi.build(settings)
+        app.services.db.dispose()  # type: ignore[attr-defined]  # no database connection crosses the fork
+        try:
+            EmulatorServer(settings, app, listeners, metrics_run).run()
+        except SystemExit as exc:  # gunicorn's arbiter ends with sys.exit(status)
+            if exc.code not in (0, None):
+                raise
     finally:
         metrics_run.finish()
+    _exit_now(0)
     return 0

@@ -10,9 +10,9 @@ import pytest
 import requests
 
 from tests import lifecycle_world, postgres
-from tests.clients import need, run
 from tests.images import registry_session
 from tests.server import LiveServer, make_client, start_server  # noqa: F401 - make_client for tests
+from tests.tools import need, run
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

@@ -195,6 +195,29 @@ def basic_auth(ecr) -> str:
     return f"Basic {token}"
 
 
+def login_password(ecr) -> str:
+    """The registry password of ``ecr``'s caller, as ``aws ecr get-login-password`` prints it."""
+    token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    return base64.b64decode(token).decode().split(":", 1)[1]
+
+
+def push_with_skopeo(ecr, reference: str, workdir: Path, cert_dir: Path | None = None) -> tuple[Image, dict]:
+    """Log in as ``ecr``'s caller and copy a fresh one-layer image to ``docker://<reference>`` with
+    skopeo, over plain HTTP or trusting the CA in ``cert_dir``. Returns the image and the
+    environment naming the auth file, for further skopeo calls."""
+    from tests.tools import run
+
+    image = build_image()
+    layout = write_oci_layout(workdir / "src", {"v1": image})
+    auth = {"REGISTRY_AUTH_FILE": str(workdir / "auth.json")}
+    trust = ["--cert-dir", str(cert_dir)] if cert_dir else ["--tls-verify=false"]
+    run("skopeo", "login", *trust, "-u", "AWS", "--password-stdin", reference.split("/", 1)[0],
+        input=login_password(ecr), env=auth)
+    trust = ["--dest-cert-dir", str(cert_dir)] if cert_dir else ["--dest-tls-verify=false"]
+    run("skopeo", "copy", *trust, f"oci:{layout}:v1", f"docker://{reference}", env=auth)
+    return image, auth
+
+
 def registry_session(ecr) -> requests.Session:
     s = requests.Session()
     s.headers["Authorization"] = basic_auth(ecr)

@@ -25,6 +25,15 @@ class LiveServer:
     data_dir: Path
     log_path: Path
     database_url: str | None = None
+    scheme: str = "http"
+    trust: str | None = None  # the CA (or certificate) to trust when it serves HTTPS; default its local CA
+
+    @property
+    def ca_bundle(self) -> str | bool:
+        """``verify=`` for requests/boto3: what to trust when the server speaks HTTPS."""
+        if self.scheme != "https":
+            return True
+        return self.trust or str(self.data_dir / "tls" / "ca.crt")
 
     @property
     def storage_args(self) -> list[str]:
@@ -34,7 +43,7 @@ class LiveServer:
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}"
+        return f"{self.scheme}://127.0.0.1:{self.api_port}"
 
     @property
     def registry(self) -> str:
@@ -43,11 +52,14 @@ class LiveServer:
 
     @property
     def registry_url(self) -> str:
-        return f"http://127.0.0.1:{self.registry_port}"
+        return f"{self.scheme}://127.0.0.1:{self.registry_port}"
 
     def control(self, path: str, body: dict | None = None) -> dict:
         url = f"{self.api_url}/_emulator/{path}"
-        resp = requests.post(url, json=body or {}, timeout=120) if body is not None else requests.get(url, timeout=60)
+        if body is not None:
+            resp = requests.post(url, json=body or {}, timeout=120, verify=self.ca_bundle)
+        else:
+            resp = requests.get(url, timeout=60, verify=self.ca_bundle)
         resp.raise_for_status()
         return resp.json()
 
@@ -74,7 +86,8 @@ class LiveServer:
         return self.process.returncode
 
 
-def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None, timeout: float = 60) -> LiveServer:
+def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None, timeout: float = 60,
+                 trust: str | None = None) -> LiveServer:
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"{data_dir.name}-server.log"
     out = open(log_path, "ab")
@@ -96,13 +109,14 @@ def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None,
     while time.time() < deadline:
         text = log_path.read_text(errors="replace")
         for kind in ("API", "registry"):
-            m = re.findall(rf"ecr-emulator {kind} listening on http://[^:]+:(\d+)", text)
+            m = re.findall(rf"ecr-emulator {kind} listening on (https?)://[^:]+:(\d+)", text)
             if m:
-                ports[kind] = int(m[-1])
+                scheme, ports[kind] = m[-1][0], int(m[-1][1])
         if len(ports) == 2:
-            server = LiveServer(process, ports["API"], ports["registry"], data_dir, log_path, database_url)
+            server = LiveServer(process, ports["API"], ports["registry"], data_dir, log_path, database_url, scheme,
+                                trust)
             try:
-                if requests.get(f"{server.api_url}/_emulator/health", timeout=2).ok:
+                if requests.get(f"{server.api_url}/_emulator/health", timeout=2, verify=server.ca_bundle).ok:
                     return server
             except requests.RequestException:
                 pass
@@ -120,6 +134,7 @@ def make_client(server: LiveServer, access_key: str = "testing", region: str = "
         region_name=region,
         aws_access_key_id=access_key,
         aws_secret_access_key="testing",
+        verify=server.ca_bundle,
     )
 
 

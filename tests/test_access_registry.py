@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.clients import need, run
 from tests.errors import oci_error
 from tests.iam_world import (
     ADMIN_KEY,
@@ -32,6 +31,7 @@ from tests.iam_world import (
     start_iam_server,
 )
 from tests.images import build_image, push_via_api, write_oci_layout
+from tests.tools import need, run
 
 
 @pytest.fixture(scope="module")

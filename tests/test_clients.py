@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.clients import need, run
 from tests.images import (
     OCI_INDEX,
     build_image,
@@ -23,6 +22,7 @@ from tests.images import (
     write_oci_layout,
 )
 from tests.server import eventually
+from tests.tools import need, run
 
 pytestmark = pytest.mark.clients
 

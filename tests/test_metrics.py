@@ -16,10 +16,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ecr_emulator.api import protocol
 from ecr_emulator.registry.app import ROUTES
-from tests.clients import need, run
 from tests.conftest import ACCOUNT, REGION, make_client
 from tests.images import build_image, random_layer, write_oci_layout
 from tests.server import start_server
+from tests.tools import need, run
 
 AUTH = ("AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/ecr/aws4_request, SignedHeaders=host, "
         "Signature=abc")
@@ -188,6 +188,7 @@ def test_a_failing_job_is_counted_as_failed(tmp_path):
     from ecr_emulator.config import Settings
     from ecr_emulator.core import jobs
     from ecr_emulator.core.bootstrap import build_services
+    from ecr_emulator.core.events import JobFinished
 
     services = build_services(Settings(data_dir=str(tmp_path / "data"), vulndb_seed="", job_workers=0))
     kind = f"test-fail-{os.urandom(3).hex()}"
@@ -196,7 +197,7 @@ def test_a_failing_job_is_counted_as_failed(tmp_path):
         raise RuntimeError("this job always fails")
 
     jobs.HANDLERS[kind] = broken
-    jobs.OBSERVERS.append(metrics.job_done)
+    services.events.subscribe(JobFinished, metrics.job_done)
     try:
         with services.unit(services.default_scope, write=True) as ctx:
             jobs.enqueue(ctx, kind, {})
@@ -207,5 +208,4 @@ def test_a_failing_job_is_counted_as_failed(tmp_path):
         assert value(samples, "ecr_emulator_jobs", kind=kind, status="pending") == 1  # queued for its retry
     finally:
         jobs.HANDLERS.pop(kind)
-        jobs.OBSERVERS.remove(metrics.job_done)
         services.db.dispose()

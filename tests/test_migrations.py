@@ -57,3 +57,27 @@ def test_server_upgrades_an_old_data_directory(tmp_path):
         live.stop()
     assert migrate.current_revision(Database(f"sqlite:///{data / 'ecr.db'}")) == \
         ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def test_head_names_the_newest_migration(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'h.db'}")
+    assert migrate.head_revision() == ScriptDirectory.from_config(migrate.alembic_config(db)).get_current_head()
+
+
+def test_an_empty_database_is_created_from_the_models_as_the_migrations_would(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'fast.db'}")
+    assert migrate.prepare(db) == "created"
+    assert migrate.current_revision(db) == migrate.head_revision()
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    assert diff == []
+    assert migrate.prepare(db) == "current"
+    migrate.upgrade(db)  # alembic agrees there is nothing left to do
+    assert migrate.current_revision(db) == migrate.head_revision()
+
+
+def test_an_old_database_goes_through_the_migrations(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    migrate.upgrade(db, "0001")
+    assert migrate.prepare(db) == "upgraded"
+    assert migrate.current_revision(db) == migrate.head_revision()

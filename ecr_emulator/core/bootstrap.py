@@ -25,7 +25,7 @@ def build_services(settings: Settings, *, upgrade: bool = True) -> Services:
     data.mkdir(parents=True, exist_ok=True)
     db = Database(settings.effective_database_url, pool_size=max(settings.threads + settings.job_workers + 4, 10))
     if upgrade:
-        migrate.upgrade(db)
+        migrate.prepare(db)
     services = Services(
         settings=settings,
         db=db,
@@ -33,7 +33,9 @@ def build_services(settings: Settings, *, upgrade: bool = True) -> Services:
         clock=Clock(data / "clock"),
         tokens=TokenSigner(load_or_create_secret(settings.token_secret, data), settings.token_ttl),
         hosts=RegistryHosts(
-            settings.default_registry_host(), Scope(settings.default_account, settings.default_region)
+            settings.default_registry_host(), Scope(settings.default_account, settings.default_region),
+            scheme="https" if settings.tls else "http",
+            ports={Scope(account, region): port for (account, region), port in settings.registry_ports.items()},
         ),
         pulls=PullRecorder(db),
         events=features.wire(Bus()),

@@ -59,7 +59,16 @@ class ImageUntagged:
     origin: Origin = "user"
 
 
-Event = ImagePushed | ImageDeleted | ImageUntagged
+@dataclass(frozen=True)
+class JobFinished:
+    """A background job ran (published outside any unit of work: the context is None)."""
+
+    kind: str
+    succeeded: bool
+    seconds: float
+
+
+Event = ImagePushed | ImageDeleted | ImageUntagged | JobFinished
 Subscriber = Callable[["Context", Any], None]
 DetailExtension = Callable[["Context", "Repository", "Image", dict[str, Any]], None]
 
@@ -74,6 +83,6 @@ class Bus:
         if subscriber not in subscribers:
             subscribers.append(subscriber)
 
-    def publish(self, ctx: Context, event: Event) -> None:
+    def publish(self, ctx: Context | None, event: Event) -> None:
         for subscriber in self._subscribers.get(type(event), ()):
             subscriber(ctx, event)

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 
 from ecr_emulator.core.context import Context, Services
+from ecr_emulator.core.events import JobFinished
 from ecr_emulator.storage.models import Job, Schedule
 from ecr_emulator.storage.sql import insert_ignore
 
@@ -30,8 +31,6 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Services, dict[str, Any]], None]
 HANDLERS: dict[str, Handler] = {}
-# Told of every job run as observer(kind, succeeded, seconds); subscribers (metrics) register at start-up.
-OBSERVERS: list[Callable[[str, bool, float], None]] = []
 LEASE_SECONDS = 30.0
 HEARTBEAT_SECONDS = 10.0
 MAX_ATTEMPTS = 5
@@ -201,8 +200,7 @@ class JobRunner:
                 row.locked_until = None
 
         self.services.db.run(finish, write=True)
-        for observer in OBSERVERS:
-            observer(job.kind, error is None, time.perf_counter() - started)
+        self.services.events.publish(None, JobFinished(job.kind, error is None, time.perf_counter() - started))
         return error is None
 
     def run_due(self, max_jobs: int = 10_000) -> dict[str, int]:
@@ -232,9 +230,13 @@ class JobRunner:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
-        self._wake.set()
+        deadline = time.monotonic() + timeout
         for t in self._threads:
-            t.join(timeout)
+            # wake again and again: another thread may clear the event between our set and this
+            # thread's wait, which would otherwise cost a whole poll interval on every stop
+            while t.is_alive() and time.monotonic() < deadline:
+                self._wake.set()
+                t.join(0.02)
         self._threads.clear()
 
     def _loop(self, poll_interval: float) -> None:

@@ -88,21 +88,28 @@ class RegistryHosts:
     """Host names of the registry endpoint, per (account, region).
 
     The configured host (default ``localhost:<registry port>``) names the default registry.
-    Another registry is ``<account>.dkr.ecr.<region>.<host>``, the same shape ECR uses, which
-    the registry listener parses back. A host containing ``{account}``/``{region}`` is a
-    template applied to every registry.
+    A registry given a port of its own (``--registry-port-map``) is ``<host name>:<its port>``,
+    which every stock client resolves. Any other registry is ``<account>.dkr.ecr.<region>.<host>``,
+    the shape ECR uses. The registry listener parses both back from the Host header. A host
+    containing ``{account}``/``{region}`` is a template applied to every other registry.
     """
 
-    def __init__(self, host: str, default: Scope, scheme: str = "http") -> None:
+    def __init__(self, host: str, default: Scope, scheme: str = "http",
+                 ports: dict[Scope, int] | None = None) -> None:
         self.host = host
         self.default = default
         self.scheme = scheme
+        self.ports = dict(ports or {})
+        self._by_port = {str(port): scope for scope, port in self.ports.items()}
 
     def host_for(self, scope: Scope) -> str:
-        if "{account}" in self.host or "{region}" in self.host:
-            return self.host.format(account=scope.account_id, region=scope.region)
-        if scope == self.default:
-            return self.host
+        templated = "{account}" in self.host or "{region}" in self.host
+        host = self.host.format(account=scope.account_id, region=scope.region) if templated else self.host
+        if scope in self.ports:
+            name, sep, port = host.rpartition(":")
+            return f"{name if sep and port.isdigit() else host}:{self.ports[scope]}"
+        if templated or scope == self.default:
+            return host
         return f"{scope.account_id}.dkr.ecr.{scope.region}.{self.host}"
 
     def repository_uri(self, scope: Scope, name: str) -> str:
@@ -112,9 +119,12 @@ class RegistryHosts:
         return f"{self.scheme}://{self.host_for(scope)}"
 
     def scope_from_host(self, host_header: str | None) -> Scope:
-        """The registry a request addresses: from an ECR-shaped Host, else the default."""
+        """The registry a request addresses: from an ECR-shaped Host, a port of its own, else the default."""
         if host_header:
             m = REGISTRY_HOST.match(host_header)
             if m:
                 return Scope(m["account"], m["region"])
+            _, sep, port = host_header.rpartition(":")
+            if sep and port in self._by_port:
+                return self._by_port[port]
         return self.default

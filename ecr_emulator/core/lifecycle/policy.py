@@ -7,11 +7,13 @@ error reads like the JSON-schema validator ECR uses.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
+if TYPE_CHECKING:
+    import jsonschema
 
 from ecr_emulator.core import errors
 
@@ -65,7 +67,11 @@ SCHEMA: dict[str, Any] = {
         },
     },
 }
-_VALIDATOR = jsonschema.Draft7Validator(SCHEMA)
+@functools.cache
+def _validator() -> Any:
+    import jsonschema  # loaded with the first policy, not at start-up
+
+    return jsonschema.Draft7Validator(SCHEMA)
 
 
 @dataclass(frozen=True)
@@ -214,7 +220,9 @@ def parse(text: str) -> Policy:
         doc = json.loads(text)
     except ValueError as exc:
         raise _failure("Could not map policyString into LifecyclePolicy.") from exc
-    err = jsonschema.exceptions.best_match(_VALIDATOR.iter_errors(doc))  # the shallowest error
+    from jsonschema.exceptions import best_match
+
+    err = best_match(_validator().iter_errors(doc))  # the shallowest error
     if err is not None:
         raise _failure(_schema_detail(err))
     rules = [_check_rule(r) for r in doc["rules"]]

@@ -21,7 +21,7 @@ from ecr_emulator.core import jobs, settings_store
 from ecr_emulator.core.context import Services
 from ecr_emulator.core.manifests import FOREIGN_LAYERS
 from ecr_emulator.core.naming import Scope
-from ecr_emulator.core.scanning import configuration, inventory, layers, matching, scans
+from ecr_emulator.core.scanning import configuration, scans
 from ecr_emulator.core.vulndb import store
 from ecr_emulator.storage.models import Image, ImageScan, RegistrySetting, Repository
 
@@ -45,6 +45,9 @@ def _platform(services: Services, config_digest: str | None) -> dict[str, str | 
 
 def scan(services: Services, scope: Scope, image_id: int) -> dict[str, Any]:
     """Scan one image now. Returns the outcome as keyword arguments for ``scans.finish``."""
+    # the layer reader, package parsers and matcher load on the first scan, not at start-up
+    from ecr_emulator.core.scanning import inventory, layers, matching
+
     with services.unit(scope) as ctx:
         image = ctx.session.get(Image, image_id)
         if image is None:

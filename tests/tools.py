@@ -1,4 +1,5 @@
-"""Running real registry clients (skopeo, podman, oras...) from tests."""
+"""External tools the tests drive (skopeo, podman, the aws CLI, compose...): run them, or skip
+where one is missing (never in CI, where scripts/test installs them all)."""
 
 from __future__ import annotations
 
