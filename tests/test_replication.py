@@ -5,6 +5,7 @@ middle, and backfills."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -23,6 +24,7 @@ from tests.images import (
     write_oci_layout,
 )
 from tests.server import eventually, start_server
+from tests.tools import need, run
 
 WEST, EU = "us-west-2", "eu-west-1"
 
@@ -247,8 +249,11 @@ def test_cross_account_replication_needs_the_destination_registry_policy(srv, ea
 
 
 def test_a_restart_in_the_middle_of_replication_loses_nothing(tmp_path):
-    data = tmp_path / "data"
-    first = start_server(data, "--job-workers", "0")
+    """Copies queued before a restart run after it; then skopeo pulls the copy from the
+    destination registry (on a port of its own) and it is byte-identical to the source."""
+    need("skopeo")
+    data, ports = tmp_path / "data", ("--registry-port-map", f"{ACCOUNT}/{WEST}=0")
+    first = start_server(data, "--job-workers", "0", *ports)
     try:
         ecr = make_client(first)
         configure(ecr, rule(WEST))
@@ -258,13 +263,24 @@ def test_a_restart_in_the_middle_of_replication_loses_nothing(tmp_path):
             push_via_api(ecr, "durable", image, f"v{i}")
     finally:
         first.stop()
-    second = start_server(data, "--job-workers", "0")
+    second = start_server(data, "--job-workers", "0", *ports)
     try:
         second.run_jobs()
         west = Region(second, WEST)
         assert west.digests("durable") == {image.digest: [f"v{i}"] for i, image in enumerate(images)}
-        for image in images:
-            assert west.manifest("durable", image.digest).content == image.manifest
+        uri = west.ecr.describe_repositories()["repositories"][0]["repositoryUri"]  # localhost:<port>/durable
+        authfile = tmp_path / "auth.json"
+        password = base64.b64decode(west.ecr.get_authorization_token()["authorizationData"][0]
+                                    ["authorizationToken"]).decode().split(":", 1)[1]
+        run("skopeo", "login", "--tls-verify=false", "--authfile", str(authfile), "-u", "AWS", "--password-stdin",
+            uri.split("/")[0], input=password)
+        for i, image in enumerate(images):
+            out = tmp_path / f"copy-{i}"
+            run("skopeo", "copy", "--src-tls-verify=false", "--src-authfile", str(authfile), f"docker://{uri}:v{i}",
+                f"oci:{out}:v{i}")
+            stored = out / "blobs" / "sha256"
+            assert (stored / image.digest.split(":")[1]).read_bytes() == image.manifest
+            assert all((stored / b.digest.split(":")[1]).read_bytes() == b.data for b in image.blobs)
     finally:
         second.stop()
 
