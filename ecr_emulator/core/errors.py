@@ -321,6 +321,14 @@ class ReplicationBackfillInvalidStatusException(EcrError):
     pass
 
 
+class ExclusionAlreadyExistsException(EcrError):
+    pass
+
+
+class ExclusionNotFoundException(EcrError):
+    pass
+
+
 class TemplateAlreadyExistsException(EcrError):
     pass
 

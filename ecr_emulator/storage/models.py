@@ -375,3 +375,14 @@ class ReplicationBackfillResult(Base):
     status: Mapped[str | None] = mapped_column(String(16), nullable=True)  # None: not processed yet
     failure_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     sub_failure_codes: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+
+
+class PullTimeExclusion(Base):
+    """A principal whose pulls leave lastRecordedPullTime alone (RegisterPullTimeUpdateExclusion)."""
+
+    __tablename__ = "pull_time_exclusions"
+
+    account_id: Mapped[str] = mapped_column(String(12), primary_key=True)
+    region: Mapped[str] = mapped_column(String(32), primary_key=True)
+    principal_arn: Mapped[str] = mapped_column(String(200), primary_key=True)
+    created_at: Mapped[float] = mapped_column(Double)

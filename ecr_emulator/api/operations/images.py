@@ -38,7 +38,7 @@ def batch_get_image(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
     images, failures, pulled = query.batch_get(
         ctx, p["repositoryName"], p["imageIds"], p.get("acceptedMediaTypes")
     )
-    ctx.services.pulls.note(pulled, ctx.now)
+    ctx.services.pulls.note(pulled, ctx.now, ctx.principal.entity_arn)
     return {"images": images, "failures": failures}
 
 

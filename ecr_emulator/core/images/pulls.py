@@ -19,10 +19,10 @@ from __future__ import annotations
 import logging
 import threading
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, exists, update
 
 from ecr_emulator.storage.db import Database
-from ecr_emulator.storage.models import Image
+from ecr_emulator.storage.models import Image, PullTimeExclusion, Repository
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +31,19 @@ RETRY_INTERVAL = 1.0
 RESOLUTION = 1.0
 MAX_PENDING = 100_000  # notes kept while the database cannot be written; the oldest are dropped beyond
 
+# A pull by a principal the image's registry excludes from pull-time updates
+# (RegisterPullTimeUpdateExclusion) is dropped here, by the writer, off the pull's path.
+_EXCLUDED = (
+    exists()
+    .where(Repository.id == Image.repository_id)
+    .where(PullTimeExclusion.account_id == Repository.account_id, PullTimeExclusion.region == Repository.region)
+    .where(PullTimeExclusion.principal_arn == bindparam("principal"))
+)
 _RECORD = (
     update(Image)
     .where(Image.id == bindparam("image_id"))
     .where(Image.last_pulled_at.is_(None) | (Image.last_pulled_at < bindparam("pulled_at")))
+    .where(~_EXCLUDED)
     .values(last_pulled_at=bindparam("pulled_at"))
 )
 
@@ -48,20 +57,22 @@ class PullRecorder:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._lock = threading.Lock()
-        self._pending: dict[int, float] = {}
+        self._pending: dict[tuple[int, str], float] = {}  # (image id, principal's IAM ARN) -> time
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def note(self, image_ids: list[int], when: float) -> None:
-        """Remember that these images were pulled at ``when``. Without a background writer in this
-        process (a command, a test harness) the note is written at once."""
+    def note(self, image_ids: list[int], when: float, principal_arn: str) -> None:
+        """Remember that ``principal_arn`` (the IAM user or role, ``Principal.entity_arn``) pulled
+        these images at ``when``. Without a background writer in this process (a command, a test
+        harness) the note is written at once."""
         if not image_ids:
             return
         with self._lock:
             for image_id in image_ids:
-                if self._pending.get(image_id, 0.0) < when:
-                    self._pending[image_id] = when
+                key = (image_id, principal_arn)
+                if self._pending.get(key, 0.0) < when:
+                    self._pending[key] = when
         if self._thread is None:
             self.flush()
         else:
@@ -73,18 +84,18 @@ class PullRecorder:
             batch, self._pending = self._pending, {}
         if not batch:
             return 0
-        rows = [{"image_id": i, "pulled_at": t} for i, t in batch.items()]
+        rows = [{"image_id": i, "principal": p, "pulled_at": t} for (i, p), t in batch.items()]
         try:
             self._db.run(lambda session: session.connection().execute(_RECORD, rows), write=True)
         except Exception as exc:  # the pulls succeeded; their times wait for a later flush
             log.warning("could not record %d pull times yet: %s", len(rows), exc)
             with self._lock:
-                for image_id, when in batch.items():
-                    if self._pending.get(image_id, 0.0) < when:
-                        self._pending[image_id] = when
+                for key, when in batch.items():
+                    if self._pending.get(key, 0.0) < when:
+                        self._pending[key] = when
                 excess = len(self._pending) - MAX_PENDING
-                for image_id in sorted(self._pending, key=self._pending.__getitem__)[:max(excess, 0)]:
-                    del self._pending[image_id]
+                for key in sorted(self._pending, key=self._pending.__getitem__)[:max(excess, 0)]:
+                    del self._pending[key]
             return 0
         return len(rows)
 
