@@ -73,6 +73,21 @@ SETTINGS: list[Setting] = [
         int,
     ),
     Setting("log_level", "info", "log level: debug, info, warning, error"),
+    # ---- where blob bytes live (storage/blobstore.py)
+    Setting("blob_store", "", "where blobs and in-flight uploads are stored: '' for the data directory, or "
+            "s3://bucket/prefix for an S3-compatible object store (replicas on several hosts share it)"),
+    Setting("s3_endpoint_url", "", "endpoint of the S3-compatible store, e.g. http://127.0.0.1:9000 (default: "
+            "AWS, or AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL)"),
+    Setting("s3_region", "", "region of the bucket (default: AWS_REGION / AWS_DEFAULT_REGION)"),
+    Setting("s3_access_key_id", "", "access key for the object store (default: the AWS credential chain, "
+            "e.g. AWS_ACCESS_KEY_ID)"),
+    Setting("s3_secret_access_key", "", "secret key for the object store (default: the AWS credential chain, "
+            "e.g. AWS_SECRET_ACCESS_KEY)"),
+    Setting("s3_path_style", False, "address the bucket in the path (http://host/bucket/key), as most "
+            "self-hosted stores want, rather than as a virtual host", bool),
+    Setting("blob_redirect", False, "answer blob GETs with a 307 redirect to a presigned object-store URL "
+            "(valid 20 minutes) and return such URLs from GetDownloadUrlForLayer, instead of streaming the "
+            "bytes through the emulator (s3 blob store only)", bool),
 ]
 
 
@@ -103,12 +118,22 @@ class Settings:
     log_level: str = "info"
     vulndb_seed: str = "auto"
     scan_max_unpacked_bytes: int = 8 * 1024**3
+    blob_store: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = ""
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    s3_path_style: bool = False
+    blob_redirect: bool = False
     access_key_accounts: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.access_key_accounts = parse_access_keys(self.access_keys)
         if not re.fullmatch(r"[0-9]{12}", self.default_account):
             raise ValueError(f"default account must be 12 digits, got {self.default_account!r}")
+        if self.blob_store and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^?#]*)?", self.blob_store):
+            raise ValueError(f"blob store must be empty (the data directory) or s3://bucket[/prefix], "
+                             f"got {self.blob_store!r}")
 
     @property
     def data_path(self) -> Path:

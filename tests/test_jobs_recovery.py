@@ -128,5 +128,5 @@ def test_lifecycle_releases_links_in_the_batch_that_expires_the_images(services,
     assert linked == {b.digest for b in new.blobs}
     gc.collect(services)  # the next collection, with no waiting for the upload age
     assert services.db.run(lambda s: set(s.scalars(select(Blob.digest)))) == {b.digest for b in new.blobs}
-    assert all(services.blobs.size(b.digest) is None for b in old.blobs)
-    assert all(services.blobs.size(b.digest) == b.size for b in new.blobs)
+    assert all(services.blobs.stat(b.digest) is None for b in old.blobs)
+    assert all(services.blobs.stat(b.digest) == b.size for b in new.blobs)
