@@ -120,7 +120,7 @@ class S3BlobStore:
         config = Config(
             signature_version="s3v4",
             s3={"addressing_style": "path" if options.path_style else "auto"},
-            retries={"mode": "standard", "max_attempts": 5},
+            retries={"mode": "standard", "max_attempts": 3},
             max_pool_connections=options.max_connections,
             connect_timeout=10,
             read_timeout=120,
