@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import uuid
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
@@ -65,29 +65,45 @@ class S3Staging:
         return f"{self._store.prefix}uploads/{check_upload_id(upload_id)}/{name}"
 
     def append(self, upload_id: str, segments: list[Segment], chunks: Iterable[bytes]) -> list[Segment]:
+        """Each full part is sent by a helper thread while the next one is received (at most
+        one in flight, so a stream holds two parts of memory)."""
         store, out = self._store, list(segments)
         buf = bytearray()
         if out and int(out[-1][1]) < MIN_PART:  # too short to stand as a part: rewrite it with what follows
             name, _size = out.pop()
             buf += store.get_bytes(self.key(upload_id, name))
         received = 0
-        for chunk in chunks:
-            buf += chunk
-            received += len(chunk)
-            while len(buf) >= PART_SIZE:
-                out.append(self._put(upload_id, memoryview(buf)[:PART_SIZE]))
-                del buf[:PART_SIZE]
+        with ThreadPoolExecutor(1) as sender:
+            in_flight: Future[Segment] | None = None
+
+            def send(data: bytes) -> None:
+                nonlocal in_flight
+                if in_flight is not None:
+                    out.append(in_flight.result())
+                in_flight = sender.submit(self._put, upload_id, data)
+
+            try:
+                for chunk in chunks:
+                    buf += chunk
+                    received += len(chunk)
+                    while len(buf) >= PART_SIZE:
+                        send(bytes(memoryview(buf)[:PART_SIZE]))
+                        del buf[:PART_SIZE]
+                if received and buf:
+                    send(bytes(buf))
+                if in_flight is not None:
+                    out.append(in_flight.result())
+            finally:
+                if in_flight is not None:
+                    in_flight.cancel()
         if not received:
             return list(segments)
-        if buf:
-            out.append(self._put(upload_id, buf))
         if len(out) > MAX_PARTS:
             raise BlobStoreError(f"an upload may span at most {MAX_PARTS} parts of {PART_SIZE} bytes")
         return out
 
-    def _put(self, upload_id: str, data: Any) -> Segment:
+    def _put(self, upload_id: str, body: bytes) -> Segment:
         name = uuid.uuid4().hex
-        body = bytes(data)
         self._store.call("put_object", Key=self.key(upload_id, name), Body=body)
         return [name, len(body)]
 
