@@ -6,8 +6,9 @@ storage-driver test suite)."""
 from __future__ import annotations
 
 import os
-import threading
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -88,7 +89,7 @@ def test_place_stat_read_delete(store):
     assert _read(store, digest) == data
     listed = dict(store.list())
     assert set(listed) == {digest}
-    assert abs(listed[digest] - __import__("time").time()) < 300
+    assert abs(listed[digest] - time.time()) < 300
     store.delete(digest)
     assert store.stat(digest) is None and digest not in dict(store.list())
 
@@ -144,20 +145,9 @@ def test_placing_the_same_blob_at_once(store):
     data = os.urandom(3 * MIB)
     uploads = [_upload_id() for _ in range(4)]
     staged = {u: _stage(store, u, data) for u in uploads}
-    errors: list[BaseException] = []
-
-    def place(u: str) -> None:
-        try:
-            store.place(u, staged[u], sha(data))
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=place, args=(u,)) for u in uploads]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == [] and _read(store, sha(data)) == data
+    with ThreadPoolExecutor(len(uploads)) as pool:  # an error in any of them is raised here
+        list(pool.map(lambda u: store.place(u, staged[u], sha(data)), uploads))
+    assert _read(store, sha(data)) == data
 
 
 def test_bad_names_are_refused(store):
@@ -219,7 +209,7 @@ def test_place_leaves_staging_and_discard_removes_it(store):
     store.place(upload_id, segments, sha(data))
     assert _staged(store, upload_id, segments) == data
     listed = dict(store.staging.uploads())
-    assert upload_id in listed and abs(listed[upload_id] - __import__("time").time()) < 300
+    assert upload_id in listed and abs(listed[upload_id] - time.time()) < 300
     store.staging.discard(upload_id)
     assert upload_id not in dict(store.staging.uploads())
     store.staging.discard(upload_id)  # twice is fine
