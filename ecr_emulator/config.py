@@ -45,7 +45,7 @@ SETTINGS: list[Setting] = [
     Setting("database_url", "", "SQLAlchemy URL; default sqlite:///<data-dir>/ecr.db (WAL)"),
     Setting("token_secret", "", "secret that signs registry passwords; default: generated once into the data dir"),
     Setting("token_ttl", 43200, "seconds an authorization token stays valid (ECR: 12 hours)", int),
-    Setting("workers", 2, "server worker processes; they share the data directory, the database and the clock",
+    Setting("workers", 2, "server worker processes; they share the database and the blob store",
             int),
     Setting("threads", 8, "request threads per worker process", int),
     Setting("graceful_timeout", 30, "seconds SIGTERM waits for in-flight requests to finish", int),

@@ -191,3 +191,9 @@ def test_an_unreachable_store_is_named_not_a_500(tmp_path):
         if live is not None:
             live.stop()
         own.stop()
+
+
+def test_a_blob_store_that_is_not_s3_is_refused(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "ecr_emulator", "gc", "--data-dir", str(tmp_path / "x"),
+                           "--blob-store", "ftp://host/path"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "blob store must be empty (the data directory) or s3://bucket" in proc.stderr
