@@ -9,7 +9,8 @@ import sys
 from ecr_emulator import __version__, config
 
 STORAGE_SETTINGS = ["data_dir", "database_url", "default_account", "default_region", "log_level",
-                    "upload_gc_age", "token_secret"]
+                    "upload_gc_age", "token_secret", "blob_store", "s3_endpoint_url", "s3_region",
+                    "s3_access_key_id", "s3_secret_access_key", "s3_path_style"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -58,7 +58,7 @@ SETTINGS: list[Setting] = [
     Setting("database_url", "", "SQLAlchemy URL; default sqlite:///<data-dir>/ecr.db (WAL)"),
     Setting("token_secret", "", "secret that signs registry passwords; default: generated once into the data dir"),
     Setting("token_ttl", 43200, "seconds an authorization token stays valid (ECR: 12 hours)", int),
-    Setting("workers", 2, "server worker processes; they share the data directory, the database and the clock",
+    Setting("workers", 2, "server worker processes; they share the database and the blob store",
             int),
     Setting("threads", 8, "request threads per worker process", int),
     Setting("graceful_timeout", 30, "seconds SIGTERM waits for in-flight requests to finish", int),
@@ -102,6 +102,21 @@ SETTINGS: list[Setting] = [
     Setting("tls_key", "", "PEM private key of --tls-cert"),
     Setting("allow_missing_layers", False, "accept images whose layers and config were never uploaded, as moto "
             "does (real ECR refuses them with LayersNotFoundException); for tests written against moto", bool),
+    # ---- where blob bytes live (storage/blobstore.py)
+    Setting("blob_store", "", "where blobs and in-flight uploads are stored: '' for the data directory, or "
+            "s3://bucket/prefix for an S3-compatible object store (replicas on several hosts share it)"),
+    Setting("s3_endpoint_url", "", "endpoint of the S3-compatible store, e.g. http://127.0.0.1:9000 (default: "
+            "AWS, or AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL)"),
+    Setting("s3_region", "", "region of the bucket (default: AWS_REGION / AWS_DEFAULT_REGION)"),
+    Setting("s3_access_key_id", "", "access key for the object store (default: the AWS credential chain, "
+            "e.g. AWS_ACCESS_KEY_ID)"),
+    Setting("s3_secret_access_key", "", "secret key for the object store (default: the AWS credential chain, "
+            "e.g. AWS_SECRET_ACCESS_KEY)"),
+    Setting("s3_path_style", False, "address the bucket in the path (http://host/bucket/key), as most "
+            "self-hosted stores want, rather than as a virtual host", bool),
+    Setting("blob_redirect", False, "answer blob GETs with a 307 redirect to a presigned object-store URL "
+            "(valid 20 minutes) and return such URLs from GetDownloadUrlForLayer, instead of streaming the "
+            "bytes through the emulator (s3 blob store only)", bool),
 ]
 
 
@@ -141,6 +156,13 @@ class Settings:
     tls_cert: str = ""
     tls_key: str = ""
     allow_missing_layers: bool = False
+    blob_store: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = ""
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    s3_path_style: bool = False
+    blob_redirect: bool = False
     access_key_accounts: dict[str, str] = field(default_factory=dict)
     registry_ports: dict[tuple[str, str], int] = field(default_factory=dict)
 
@@ -155,6 +177,9 @@ class Settings:
         self.tls = self.tls or bool(self.tls_cert)
         if not re.fullmatch(r"[0-9]{12}", self.default_account):
             raise ValueError(f"default account must be 12 digits, got {self.default_account!r}")
+        if self.blob_store and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^?#]*)?", self.blob_store):
+            raise ValueError(f"blob store must be empty (the data directory) or s3://bucket[/prefix], "
+                             f"got {self.blob_store!r}")
 
     @property
     def data_path(self) -> Path:

@@ -2,9 +2,9 @@
 
 Worker processes (``--workers``, each with a pool of request threads) serve the API port and
 the registry port; requests are routed to the right app by the port they arrived on. Workers
-share everything through the data directory: the database, the blob store, the emulator
-clock (a memory-mapped file) and upload staging (file locks), so any worker can serve any
-request and several processes use both CPU cores despite Python's global interpreter lock.
+(and replicas on other hosts) share everything through the database and the blob store:
+uploads and their leases, the emulator clock and the token secret are rows, so any worker can
+serve any request and several processes use both CPU cores despite Python's global interpreter lock.
 SIGTERM (or SIGINT) drains in-flight requests for up to ``graceful_timeout`` seconds before
 exiting.
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests import lifecycle_world, postgres
+from tests import lifecycle_world, postgres, s3server
 from tests.images import registry_session
 from tests.server import LiveServer, make_client, start_server  # noqa: F401 - make_client for tests
 from tests.tools import need, run
@@ -21,6 +21,14 @@ ACCOUNT = "123456789012"
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     live = start_server(tmp_path_factory.mktemp("live") / "data")
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[s3server.S3Server]:
+    """moto's S3 server on loopback, for the S3 blob store; each user makes its own bucket."""
+    live = s3server.start()
     yield live
     live.stop()
 

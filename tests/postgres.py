@@ -78,6 +78,16 @@ def database_url(key: str) -> str | None:
     return _BY_KEY[key]
 
 
+def new_database() -> str:
+    """A fresh database on the suite's cluster, started now if the suite runs on SQLite (for
+    tests that need PostgreSQL whatever the backend, such as replicas on several hosts)."""
+    global CLUSTER
+    if CLUSTER is None:
+        CLUSTER = Cluster()
+        atexit.register(stop)
+    return CLUSTER.new_database()
+
+
 def stop() -> None:
     global CLUSTER
     if CLUSTER is not None:

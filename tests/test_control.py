@@ -77,7 +77,7 @@ def test_jobs_run_collects_abandoned_uploads(server, ecr):
 
 
 def test_every_worker_process_reads_the_same_clock(server):
-    """Workers share the emulator clock (a memory-mapped file in the data directory)."""
+    """Workers share the emulator clock (an offset in the database)."""
     target = 1_900_000_000
     server.control("clock", {"set": target})
     seen: dict[int, float] = {}

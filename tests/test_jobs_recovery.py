@@ -104,10 +104,9 @@ def test_lifecycle_releases_links_in_the_batch_that_expires_the_images(services,
         for image in (old, new):
             for blob in image.blobs:
                 upload_id = "u-" + blob.digest[7:19]
-                services.blobs.create_upload(upload_id)
-                services.blobs.append(upload_id, [blob.data])
+                services.blobs.place(upload_id, services.blobs.staging.append(upload_id, [], [blob.data]),
+                                     blob.digest)
                 link_blob(ctx, repo, blob.digest, blob.size)
-                services.blobs.commit(upload_id, blob.digest)
         put.put_image(ctx, "lc", old.manifest, tag="old")
         ctx.now += 10
         put.put_image(ctx, "lc", new.manifest, tag="new")
@@ -128,5 +127,5 @@ def test_lifecycle_releases_links_in_the_batch_that_expires_the_images(services,
     assert linked == {b.digest for b in new.blobs}
     gc.collect(services)  # the next collection, with no waiting for the upload age
     assert services.db.run(lambda s: set(s.scalars(select(Blob.digest)))) == {b.digest for b in new.blobs}
-    assert all(services.blobs.size(b.digest) is None for b in old.blobs)
-    assert all(services.blobs.size(b.digest) == b.size for b in new.blobs)
+    assert all(services.blobs.stat(b.digest) is None for b in old.blobs)
+    assert all(services.blobs.stat(b.digest) == b.size for b in new.blobs)

@@ -13,25 +13,44 @@ from ecr_emulator.core.iam.principals import IamConfig
 from ecr_emulator.core.images.pulls import PullRecorder
 from ecr_emulator.core.naming import RegistryHosts, Scope
 from ecr_emulator.core.tokens import TokenSigner, load_or_create_secret
-from ecr_emulator.core.uploads import HASHERS
 from ecr_emulator.storage import migrate
-from ecr_emulator.storage.blobstore import FilesystemBlobStore
+from ecr_emulator.storage.blobstore import BlobStore, open_store
 from ecr_emulator.storage.db import Database
 from ecr_emulator.storage.models import Base, Upload
 
 
+def open_blob_store(settings: Settings) -> BlobStore:
+    from ecr_emulator.storage.s3store import S3Options
+
+    options = S3Options(
+        endpoint_url=settings.s3_endpoint_url, region=settings.s3_region,
+        access_key_id=settings.s3_access_key_id, secret_access_key=settings.s3_secret_access_key,
+        path_style=settings.s3_path_style, max_connections=max(settings.threads + settings.job_workers + 8, 16),
+    )
+    return open_store(settings.blob_store, settings.data_path, options)
+
+
 def build_services(settings: Settings, *, upgrade: bool = True) -> Services:
+    """``upgrade`` is the start-up of a server's arbiter or of a CLI command: migrate the schema,
+    check that the blob store answers, take over state an older version kept in files."""
     data = settings.data_path
     data.mkdir(parents=True, exist_ok=True)
     db = Database(settings.effective_database_url, pool_size=max(settings.threads + settings.job_workers + 4, 10))
     if upgrade:
         migrate.prepare(db)
+    blobs = open_blob_store(settings)
+    clock = Clock(db)
+    if upgrade:
+        check = getattr(blobs, "check", None)
+        if check is not None:
+            check()
+        clock.adopt_file(data / "clock")
     services = Services(
         settings=settings,
         db=db,
-        blobs=FilesystemBlobStore(data),
-        clock=Clock(data / "clock"),
-        tokens=TokenSigner(load_or_create_secret(settings.token_secret, data), settings.token_ttl),
+        blobs=blobs,
+        clock=clock,
+        tokens=TokenSigner(load_or_create_secret(settings.token_secret, db, data), settings.token_ttl),
         hosts=RegistryHosts(
             settings.default_registry_host(), Scope(settings.default_account, settings.default_region),
             scheme="https" if settings.tls else "http",
@@ -63,9 +82,8 @@ def reset_all(services: Services) -> None:
                 session.execute(delete(table))
 
     services.db.run(wipe, write=True)
-    HASHERS.clear()
     live = set(services.db.run(lambda s: list(s.scalars(select(Upload.id)))))
-    for upload_id, _mtime in list(services.blobs.uploads()):
+    for upload_id, _mtime in list(services.blobs.staging.uploads()):
         if upload_id not in live:
-            services.blobs.discard(upload_id)
-    gc.sweep_unrecorded_files(services)
+            services.blobs.staging.discard(upload_id)
+    gc.sweep_unrecorded_files(services, grace=0.0)

@@ -64,7 +64,8 @@ class Services:
         ctx: Context | None = None
         try:
             with self.db.transaction(write=write) as session:
-                ctx = Context(self, scope, principal or Principal(scope.account_id, ""), session, self.clock.now())
+                ctx = Context(self, scope, principal or Principal(scope.account_id, ""), session,
+                              self.clock.now(session))
                 yield ctx
         except BaseException:
             for callback in ctx.on_rollback if ctx else []:

@@ -353,6 +353,13 @@ def from_storage_failure(exc: BaseException) -> EcrError | None:
     None if ``exc`` is something else (a bug, reported as an internal error)."""
     import errno
 
+    from ecr_emulator.storage.blobstore import BlobStoreError
+
+    if isinstance(exc, BlobStoreError):
+        failure = ServerException(f"ecr-emulator could not use its blob store: {exc}. Try again when the "
+                                  "object store is reachable.")
+        failure.registry_status = 503  # type: ignore[attr-defined]
+        return failure
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return StorageFullException(f"no space left on device ({exc.filename or 'data directory'})")
     orig = getattr(exc, "orig", None)

@@ -12,8 +12,16 @@ Two rules keep a concurrent push safe on every backend:
   references the blob, so the link stays) or runs after (and finds the layer missing).
 - Bytes are deleted only after the rows are gone and committed, one blob at a time under the
   per-blob lock an upload commit also takes (``storage.sql.lock_blob``), and only if no row
-  names the blob by then. A blob uploaded again at that moment keeps its file; a collector
-  killed half-way leaves files without rows, which the next sweep removes.
+  names the blob by then. A blob uploaded again at that moment keeps its bytes; a collector
+  killed half-way leaves bytes without rows, which a later sweep removes.
+- Bytes without any row are swept only once they are ``PLACED_GRACE`` seconds old (real
+  time, as the store reports it): an upload commit places a blob's bytes before the
+  transaction that records it (``uploads.place_ahead``), and is not to be made to place them
+  twice. (Were they swept anyway, the commit would find them gone under the blob's lock and
+  place them again.) Staging of uploads without a row waits ``upload_gc_age`` likewise.
+
+The same holds on every backend: the locks are database locks (a PostgreSQL row or advisory
+lock, SQLite's writer lock) and the store is only asked to stat, list and delete.
 """
 
 from __future__ import annotations
@@ -21,18 +29,18 @@ from __future__ import annotations
 import logging
 import time
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
 from ecr_emulator.core import jobs
 from ecr_emulator.core.context import Services
-from ecr_emulator.core.uploads import HASHERS
 from ecr_emulator.storage.models import Blob, Image, ImageBlob, Repository, RepositoryBlob, Upload
 from ecr_emulator.storage.sql import lock_blob
 
 log = logging.getLogger(__name__)
 GC_INTERVAL = 600.0
 SWEEP_BATCH = 200
+PLACED_GRACE = 3600.0
 
 
 def collect(services: Services) -> dict[str, int]:
@@ -42,22 +50,24 @@ def collect(services: Services) -> dict[str, int]:
 
     def uploads(session) -> list[str]:  # type: ignore[no-untyped-def]
         stale = []
-        for up in session.scalars(select(Upload).where(Upload.updated_at < cutoff)):
+        idle = or_(Upload.lease_until.is_(None), Upload.lease_until < time.time())  # nobody streaming into it
+        for up in session.scalars(select(Upload).where(Upload.updated_at < cutoff, idle)):
             stale.append(up.id)
             session.delete(up)
         return stale
 
+    staging = services.blobs.staging
     for upload_id in services.db.run(uploads, write=True):
-        services.blobs.discard(upload_id)
-        HASHERS.forget(upload_id)
+        staging.discard(upload_id)
         counts["uploads"] += 1
 
-    # Staging files without a row (a crash between the two): their age is real time.
-    known = set(services.db.run(lambda s: list(s.scalars(select(Upload.id)))))
+    # Staging without a row (a crash between the two, a writer that lost its upload): its age is real time.
     real_cutoff = time.time() - services.settings.upload_gc_age
-    for upload_id, mtime in list(services.blobs.uploads()):
-        if upload_id not in known and mtime < real_cutoff:
-            services.blobs.discard(upload_id)
+    staged = [upload_id for upload_id, mtime in staging.uploads() if mtime < real_cutoff]
+    known = _recorded(services, Upload.id, staged)
+    for upload_id in staged:
+        if upload_id not in known:
+            staging.discard(upload_id)
             counts["orphan_files"] += 1
 
     counts["links"] = drop_stale_links(services, cutoff)
@@ -160,16 +170,22 @@ def delete_unrecorded(services: Services, digests: list[str]) -> int:
     return deleted
 
 
-def sweep_unrecorded_files(services: Services) -> int:
-    """Bytes left without a row by a collector or reset that died after committing."""
-    stored = list(services.blobs.digests())
-    if not stored:
-        return 0
-    recorded: set[str] = set()
-    for start in range(0, len(stored), 1000):
-        chunk = stored[start:start + 1000]
-        recorded |= set(services.db.run(lambda s, c=chunk: list(s.scalars(select(Blob.digest).where(Blob.digest.in_(c))))))
+def sweep_unrecorded_files(services: Services, grace: float = PLACED_GRACE) -> int:
+    """Bytes left without a row by a collector or reset that died after committing, or placed
+    for a commit that failed, once they are ``grace`` seconds old."""
+    oldest = time.time() - grace
+    stored = [digest for digest, modified in services.blobs.list() if modified < oldest or grace <= 0]
+    recorded = _recorded(services, Blob.digest, stored)
     return delete_unrecorded(services, [d for d in stored if d not in recorded])
+
+
+def _recorded(services: Services, column, values: list[str]) -> set[str]:  # type: ignore[no-untyped-def]
+    """Those of ``values`` that ``column`` holds, asked 1,000 at a time."""
+    found: set[str] = set()
+    for start in range(0, len(values), 1000):
+        chunk = values[start:start + 1000]
+        found |= set(services.db.run(lambda s, c=chunk: list(s.scalars(select(column).where(column.in_(c))))))
+    return found
 
 
 @jobs.handler("gc")

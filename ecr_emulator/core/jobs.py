@@ -184,10 +184,10 @@ class JobRunner:
                 error = traceback.format_exc()
                 log.exception("job %s (%s) failed", job.id, job.kind)
 
-        def finish(session) -> None:  # type: ignore[no-untyped-def]
+        def finish(session) -> bool:  # type: ignore[no-untyped-def]
             row = session.get(Job, job.id)
             if row is None or row.status != "running" or row.attempts != job.attempts:
-                return  # our lease ran out and another worker took the job over
+                return False  # our lease ran out and another worker took the job over
             if error is None:
                 session.delete(row)
             elif row.attempts >= MAX_ATTEMPTS or fn is None:
@@ -198,8 +198,10 @@ class JobRunner:
                 row.status, row.last_error = "pending", error
                 row.run_after = self.services.clock.now() + 2 ** row.attempts
                 row.locked_until = None
+            return True
 
-        self.services.db.run(finish, write=True)
+        if self.services.db.run(finish, write=True) and error is None:
+            log.info("job %s (%s) done, attempt %s", job.id, job.kind, job.attempts)
         self.services.events.publish(None, JobFinished(job.kind, error is None, time.perf_counter() - started))
         return error is None
 

@@ -28,7 +28,7 @@ def linked_sizes(ctx: Context, repo: Repository, digests: list[str] | set[str]) 
         .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
         .where(RepositoryBlob.repository_id == repo.id, Blob.digest.in_(digests))
     ).all()
-    return {digest: size for digest, size in rows if ctx.blobs.size(digest) is not None}
+    return {digest: size for digest, size in rows if ctx.blobs.stat(digest) is not None}
 
 
 def _references(ctx: Context, repo: Repository, digests: list[str]) -> dict[str, tuple[str | None, set[str]]]:
@@ -101,6 +101,10 @@ def download_url(ctx: Context, repository_name: str, digest: str) -> str:
             f"The layer with digest '{digest}' does not exist in the repository with name "
             f"'{repo.name}' in the registry with id '{ctx.registry_id}'"
         )
+    if ctx.settings.blob_redirect:
+        direct = ctx.blobs.redirect_url(digest, DOWNLOAD_URL_TTL)
+        if direct is not None:  # a presigned object-store URL, as ECR returns one of S3
+            return direct
     expires = int(ctx.now) + DOWNLOAD_URL_TTL
     signature = ctx.services.tokens.sign_url(
         _sign_text(ctx.scope.account_id, ctx.scope.region, repo.name, digest, expires)

@@ -217,7 +217,7 @@ def delete(ctx: Context, name: str, force: bool) -> dict[str, Any]:
     upload_ids = list(ctx.session.scalars(select(Upload.id).where(Upload.repository_id == repo.id)))
     ctx.session.delete(repo)
     blobs = ctx.blobs
-    ctx.after_commit.append(lambda: [blobs.discard(u) for u in upload_ids])
+    ctx.after_commit.append(lambda: [blobs.staging.discard(u) for u in upload_ids])
     return out
 
 

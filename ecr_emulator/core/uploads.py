@@ -1,143 +1,135 @@
 """Blob uploads: one staging area and one commit path for the layer API and the registry.
 
-Bytes stream into the BlobStore's staging file while they are hashed; nothing holds a blob in
-memory. The running hash lives in this process keyed by upload id; when it is missing (the
-server restarted) or stale (a transfer broke half-way), it is rebuilt from the staged bytes,
-so an interrupted upload can always be resumed. Streaming happens outside any database
-transaction; only the short commit step takes the write lock.
+The upload's row is the truth about it, on every replica: how many bytes are recorded, the
+staging segments holding them, and the sha256 state after them (serialised with ``rehashes``,
+as ``hashlib`` objects cannot be). Any replica can therefore continue an upload another one
+started, and nothing is rehashed: a PATCH restores the state, hashes its bytes as they stream
+into new segments, and records the new state together with the new segments and size.
+
+A registry PATCH streams with no transaction open and holds the upload's lease instead
+(``upload_leases``); an UploadLayerPart (whose body is already in memory) appends inside its
+request's transaction, holding the upload's row lock. Commit verifies the digest from the
+recorded state and places the bytes at their content address under the blob's lock.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from typing import Any
+
+from rehashes import PySha256
 
 from ecr_emulator.core import errors, repositories
 from ecr_emulator.core.context import Context, Services
 from ecr_emulator.core.naming import DIGEST
+from ecr_emulator.core.upload_leases import UploadBusy, hold, is_leased
+from ecr_emulator.storage.blobstore import BlobStore
 from ecr_emulator.storage.models import Blob, Repository, RepositoryBlob, Upload
 from ecr_emulator.storage.sql import insert_ignore, lock_blob
+
+__all__ = ["UploadBusy", "append", "cancel", "commit", "complete", "get_upload", "initiate", "mount",
+           "place_ahead", "upload_part"]
 
 PART_SIZE = 10 * 1024 * 1024  # what InitiateLayerUpload advertises (AWS CLI example)
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PARTS = 4200
 
 
-class _Hashers:
-    """Running sha256 per upload, valid for exactly ``size`` staged bytes."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._state: dict[str, tuple[int, hashlib._Hash]] = {}
-        self._upload_locks: dict[str, threading.Lock] = {}
-
-    def lock_for(self, upload_id: str) -> threading.Lock:
-        with self._lock:
-            return self._upload_locks.setdefault(upload_id, threading.Lock())
-
-    @contextmanager
-    def exclusive(self, services: Services, upload_id: str) -> Iterator[None]:
-        """One writer per upload: threads of this process, then processes sharing the data dir."""
-        with self.lock_for(upload_id), services.blobs.upload_lock(upload_id):
-            yield
-
-    def current(self, services: Services, upload_id: str, size: int) -> hashlib._Hash:
-        with self._lock:
-            cached = self._state.get(upload_id)
-        if cached is not None and cached[0] == size:
-            return cached[1]
-        h = hashlib.sha256()
-        for chunk in services.blobs.read_upload(upload_id):
-            h.update(chunk)
-        return h
-
-    def store(self, upload_id: str, size: int, h: hashlib._Hash) -> None:
-        with self._lock:
-            self._state[upload_id] = (size, h)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._state.clear()
-            self._upload_locks.clear()
-
-    def forget(self, upload_id: str) -> None:
-        with self._lock:
-            self._state.pop(upload_id, None)
-            self._upload_locks.pop(upload_id, None)
+# ---- the running sha256, kept in the upload's row
 
 
-HASHERS = _Hashers()
+def _hasher(blobs: BlobStore, upload_id: str, segments: list[list[Any]], state: bytes | None) -> PySha256:
+    """The sha256 state after the recorded bytes: restored from the row, or (a state written by
+    another version of the hashing library, a row from before states were kept) recomputed
+    from the staged segments."""
+    if state is not None:
+        try:
+            return PySha256.deserialize(state)
+        except Exception:  # noqa: BLE001 - any unreadable state is recomputed
+            pass
+    h = PySha256()
+    for chunk in blobs.staging.read(upload_id, segments):
+        h.update(chunk)
+    return h
+
+
+def _recorded_digest(blobs: BlobStore, upload: Upload) -> str:
+    return "sha256:" + _hasher(blobs, upload.id, list(upload.segments or []), upload.hash_state).finalize()
+
+
+class _Tap:
+    """A request body on its way to staging, hashed and counted as it passes. A failing source
+    ends the stream cleanly, so what arrived before the fault is kept and recorded (a client
+    resumes from the size it is told, as the distribution protocol expects); the failure is
+    raised again once that is done. A failure of the store itself records nothing."""
+
+    def __init__(self, source: Iterable[bytes], hasher: PySha256) -> None:
+        self._source, self.hasher = source, hasher
+        self.count = 0
+        self.error: BaseException | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        it = iter(self._source)
+        while True:
+            try:
+                chunk = next(it)
+            except StopIteration:
+                return
+            except Exception as exc:  # noqa: BLE001 - re-raised by the caller after recording
+                self.error = exc
+                return
+            if chunk:
+                self.hasher.update(chunk)
+                self.count += len(chunk)
+                yield chunk
+
+
+# ---- the upload row
 
 
 def get_upload(ctx: Context, repo: Repository, upload_id: str, *, for_update: bool = False) -> Upload:
     """The upload, or UploadNotFound; ``for_update`` locks its row (PostgreSQL) so that parts of one
     upload sent at the same moment are judged one after the other."""
     upload = ctx.session.get(Upload, upload_id, with_for_update=for_update or None)
-    if upload is None or upload.repository_id != repo.id or ctx.blobs.upload_size(upload_id) is None:
+    if upload is None or upload.repository_id != repo.id:
         raise errors.UploadNotFoundException(upload_id, repo.name, ctx.registry_id)
     return upload
 
 
 def initiate(ctx: Context, repository_name: str) -> Upload:
     repo = repositories.get(ctx, repository_name)
-    upload = Upload(id=str(uuid.uuid4()), repository_id=repo.id, started_at=ctx.now, updated_at=ctx.now)
+    upload = Upload(id=str(uuid.uuid4()), repository_id=repo.id, started_at=ctx.now, updated_at=ctx.now,
+                    size=0, segments=[], hash_state=PySha256().serialize())
     ctx.session.add(upload)
     ctx.session.flush()
-    ctx.blobs.create_upload(upload.id)
     return upload
 
 
 def append(
     services: Services, upload_id: str, chunks: Iterable[bytes], check: Callable[[int], None] | None = None
 ) -> int:
-    """Stream ``chunks`` onto the staged upload, hashing as they pass. Returns the new size.
+    """Stream ``chunks`` onto the upload (registry PATCH, or a PUT/POST with a body) under its
+    lease. Returns the new size.
 
-    ``check(size)`` sees the size before anything is written, while the upload is held, and
-    raises to refuse the write (a part that does not continue the upload where it stands)."""
-    with HASHERS.exclusive(services, upload_id):
-        size = services.blobs.upload_size(upload_id)
-        if size is None:
-            raise FileNotFoundError(upload_id)
+    ``check(size)`` sees the recorded size before anything is written, while the lease is held,
+    and raises to refuse the write (a chunk that does not continue the upload where it stands).
+    Raises FileNotFoundError if the upload is gone (committed, cancelled, collected),
+    UploadBusy if another request holds it."""
+    blobs = services.blobs
+    with hold(services.db, upload_id) as held:
         if check is not None:
-            check(size)
-        h = HASHERS.current(services, upload_id, size)
-
-        def hashed() -> Iterator[bytes]:
-            for chunk in chunks:
-                h.update(chunk)
-                yield chunk
-
-        try:
-            written = services.blobs.append(upload_id, hashed())
-        except BaseException:
-            HASHERS.forget(upload_id)  # the staged bytes are the truth; rehash on next use
-            raise
-        HASHERS.store(upload_id, size + written, h)
-        return size + written
-
-
-def touch(ctx: Context, repo: Repository, upload_id: str) -> None:
-    """Record activity on an upload (the garbage collector removes uploads idle for too long)."""
-    get_upload(ctx, repo, upload_id).updated_at = ctx.now
-
-
-def _digest(services: Services, upload_id: str) -> tuple[str, int]:
-    """sha256 and size of the staged bytes; the caller holds the upload exclusively."""
-    size = services.blobs.upload_size(upload_id)
-    if size is None:
-        raise FileNotFoundError(upload_id)
-    h = HASHERS.current(services, upload_id, size)
-    HASHERS.store(upload_id, size, h)
-    return "sha256:" + h.hexdigest(), size
-
-
-def is_linked(ctx: Context, repo: Repository, digest: str) -> bool:
-    """Whether the repository holds the blob, bytes included (see ``layers.linked_sizes``)."""
-    return ctx.session.get(RepositoryBlob, (repo.id, digest)) is not None and ctx.blobs.size(digest) is not None
+            check(held.size)
+        tap = _Tap(chunks, _hasher(blobs, upload_id, held.segments, held.hash_state))
+        segments = blobs.staging.append(upload_id, held.segments, tap)
+        size = held.size + tap.count
+        if tap.count and not held.record(size=size, segments=segments, hash_state=tap.hasher.serialize(),
+                                         updated_at=services.clock.now()):
+            raise UploadBusy(f"upload {upload_id} was completed, cancelled or taken over while this request "
+                             "wrote to it")
+    if tap.error is not None:
+        raise tap.error
+    return size
 
 
 def link_blob(ctx: Context, repo: Repository, digest: str, size: int) -> None:
@@ -147,43 +139,71 @@ def link_blob(ctx: Context, repo: Repository, digest: str, size: int) -> None:
     insert_ignore(ctx.session, RepositoryBlob, {"repository_id": repo.id, "digest": digest, "created_at": ctx.now})
 
 
-def commit(ctx: Context, repo: Repository, upload: Upload, expected: str, *, exists_ok: bool) -> str:
-    """Verify the staged bytes against ``expected`` and move them to the content store.
+def mount(ctx: Context, target: Repository, source: Repository, digest: str) -> bool:
+    """Link a blob ``source`` holds into ``target`` (a cross-repository mount); False if the
+    source does not hold it, bytes included. Under the blob's lock, so the collector cannot
+    delete the bytes between this check and the new link."""
+    lock_blob(ctx.session, digest)
+    if ctx.session.get(RepositoryBlob, (source.id, digest)) is None:
+        return False
+    size = ctx.blobs.stat(digest)
+    if size is None:
+        return False
+    link_blob(ctx, target, digest, size)
+    return True
 
-    Runs inside the caller's write transaction: the rename happens while the write lock is
-    held, so the garbage collector (which deletes under the same lock) can never remove a blob
-    that a commit is just linking.
+
+def place_ahead(services: Services, upload_id: str, expected: str) -> None:
+    """Put an upload's bytes at their content address before the commit's transaction, so that
+    a slow placement (a server-side copy in an object store) holds no lock. Bytes placed for a
+    commit that then fails have no row; the collector removes them after a grace period. The
+    commit checks again under the blob's lock, so a collection in between is harmless."""
+    upload = services.db.run(lambda s: s.get(Upload, upload_id))
+    if upload is None or not DIGEST.fullmatch(expected) or not expected.startswith("sha256:"):
+        return
+    if _recorded_digest(services.blobs, upload) == expected and services.blobs.stat(expected) != upload.size:
+        services.blobs.place(upload.id, list(upload.segments or []), expected)
+
+
+def commit(ctx: Context, repo: Repository, upload: Upload, expected: str, *, exists_ok: bool) -> str:
+    """Verify the recorded bytes against ``expected``, place them at their content address and
+    link them; the caller holds the repository's and the upload's row locks.
+
+    The bytes are placed (or found placed) while the blob's lock is held, the lock the garbage
+    collector takes before it deletes bytes that no row names: it cannot remove a blob this
+    commit is linking. Bytes of a request still streaming into the upload are not part of it.
     """
     if not DIGEST.fullmatch(expected) or not expected.startswith("sha256:"):
         raise errors.InvalidLayerException(f"Invalid layer digest '{expected}': only sha256 is supported")
-    try:
-        with HASHERS.exclusive(ctx.services, upload.id):  # nothing may append between hash and rename
-            actual, size = _digest(ctx.services, upload.id)
-            if actual != expected:
-                raise errors.InvalidLayerException(
-                    f"The layer digest '{expected}' does not match the digest of the uploaded bytes '{actual}'"
-                )
-            lock_blob(ctx.session, expected)
-            if not exists_ok and is_linked(ctx, repo, expected):
-                raise errors.LayerAlreadyExistsException(
-                    f"The layer with digest '{expected}' already exists in the repository with name "
-                    f"'{repo.name}' in the registry with id '{ctx.registry_id}'"
-                )
-            link_blob(ctx, repo, expected, size)
-            ctx.session.delete(upload)
-            ctx.session.flush()
-            ctx.blobs.commit(upload.id, expected)
-    except FileNotFoundError as exc:  # committed or cancelled meanwhile
-        raise errors.UploadNotFoundException(upload.id, repo.name, ctx.registry_id) from exc
-    HASHERS.forget(upload.id)
+    actual = _recorded_digest(ctx.blobs, upload)
+    if actual != expected:
+        raise errors.InvalidLayerException(
+            f"The layer digest '{expected}' does not match the digest of the uploaded bytes '{actual}'"
+        )
+    lock_blob(ctx.session, expected)
+    stored = ctx.blobs.stat(expected)
+    if not exists_ok and stored is not None and ctx.session.get(RepositoryBlob, (repo.id, expected)) is not None:
+        raise errors.LayerAlreadyExistsException(
+            f"The layer with digest '{expected}' already exists in the repository with name "
+            f"'{repo.name}' in the registry with id '{ctx.registry_id}'"
+        )
+    if stored != upload.size:
+        ctx.blobs.place(upload.id, list(upload.segments or []), expected)
+    link_blob(ctx, repo, expected, upload.size)
+    _forget(ctx, upload)
     return expected
 
 
 def cancel(ctx: Context, repo: Repository, upload: Upload) -> None:
+    _forget(ctx, upload)
+
+
+def _forget(ctx: Context, upload: Upload) -> None:
+    """Delete the upload's row; its staged segments go once that is committed."""
     ctx.session.delete(upload)
     ctx.session.flush()
-    blobs, upload_id = ctx.blobs, upload.id
-    ctx.after_commit.append(lambda: (blobs.discard(upload_id), HASHERS.forget(upload_id)))
+    staging, upload_id = ctx.blobs.staging, upload.id
+    ctx.after_commit.append(lambda: staging.discard(upload_id))
 
 
 # ---- the layer API (InitiateLayerUpload / UploadLayerPart / CompleteLayerUpload) ----
@@ -192,45 +212,32 @@ def cancel(ctx: Context, repo: Repository, upload: Upload) -> None:
 def upload_part(
     ctx: Context, repository_name: str, upload_id: str, first: int, last: int, data: bytes
 ) -> int:
+    """Append one part inside the request's transaction, holding the upload's row lock: parts
+    sent at the same moment are judged one after the other. If the transaction rolls back, the
+    part's segment is in no recorded list and goes when the upload ends."""
     repo = repositories.get(ctx, repository_name)
     upload = get_upload(ctx, repo, upload_id, for_update=True)
-    before = 0
+    size = upload.size
 
-    def invalid(message: str, size: int) -> errors.InvalidLayerPartException:
+    def invalid(message: str) -> errors.InvalidLayerPartException:
         return errors.InvalidLayerPartException(
             message, registry_id=ctx.registry_id, name=repo.name, upload_id=upload_id, last_valid=max(size - 1, 0)
         )
 
-    def continues(size: int) -> None:
-        """Judged against the staged size while the upload is held: two parts sent at once
-        cannot both start at the same byte."""
-        nonlocal before
-        before = size
-        if first != size:
-            raise invalid(
-                f"The part's first byte {first} does not follow the last byte received {size - 1}"
-                if size else f"The first part must start at byte 0, not {first}", size
-            )
-        if last < first or len(data) != last - first + 1:
-            raise invalid(
-                f"The part's byte range {first}-{last} does not match the {len(data)} bytes of layerPartBlob", size
-            )
-        if upload.parts >= MAX_PARTS:
-            raise errors.LimitExceededException(f"An upload may not have more than {MAX_PARTS} parts.")
-
-    services, held = ctx.services, []
-
-    def undo() -> None:
-        """The part's bytes must not outlive a failure, even one half-way through writing them;
-        bytes another part appended since are left alone."""
-        if not held:
-            return
-        with contextlib.suppress(FileNotFoundError), HASHERS.exclusive(services, upload_id):
-            if (services.blobs.upload_size(upload_id) or 0) <= before + len(data):
-                services.blobs.truncate_upload(upload_id, before)
-
-    ctx.on_rollback.append(undo)
-    append(ctx.services, upload_id, [data], check=lambda size: (continues(size), held.append(True)))
+    if is_leased(upload):
+        raise invalid("Another request is writing to this upload; send the part again when it has finished")
+    if first != size:
+        raise invalid(f"The part's first byte {first} does not follow the last byte received {size - 1}"
+                      if size else f"The first part must start at byte 0, not {first}")
+    if last < first or len(data) != last - first + 1:
+        raise invalid(f"The part's byte range {first}-{last} does not match the {len(data)} bytes of layerPartBlob")
+    if upload.parts >= MAX_PARTS:
+        raise errors.LimitExceededException(f"An upload may not have more than {MAX_PARTS} parts.")
+    hasher = _hasher(ctx.blobs, upload_id, list(upload.segments or []), upload.hash_state)
+    hasher.update(data)
+    upload.segments = ctx.blobs.staging.append(upload_id, list(upload.segments or []), [data])
+    upload.size = size + len(data)
+    upload.hash_state = hasher.serialize()
     if upload.parts > 0 and upload.last_part_size < MIN_PART_SIZE:
         upload.small_part_seen = True
     upload.parts += 1
@@ -243,7 +250,7 @@ def upload_part(
 def complete(ctx: Context, repository_name: str, upload_id: str, digests: list[str]) -> str:
     repo = repositories.get(ctx, repository_name, for_update=True)
     upload = get_upload(ctx, repo, upload_id, for_update=True)
-    if upload.parts == 0 or not ctx.blobs.upload_size(upload_id):
+    if upload.parts == 0 or not upload.size:
         raise errors.EmptyUploadException(f"The upload with id '{upload_id}' does not contain any layer parts.")
     if upload.small_part_seen:
         raise errors.LayerPartTooSmallException(

@@ -159,7 +159,8 @@ def create_app(services: Services) -> Flask:
         storage = errors.from_storage_failure(exc)
         if storage is not None:
             log.error("%s %s failed: %s", request.method, request.path, storage.message)
-            return response(OciError("UNKNOWN", storage.message, status=507), request.method)
+            status = getattr(storage, "registry_status", 507)
+            return response(OciError("UNKNOWN", storage.message, status=status), request.method)
         log.exception("internal error on %s %s", request.method, request.path)
         err = OciError("UNKNOWN", "An internal error occurred in ecr-emulator.", status=500)
         return response(err, request.method)

@@ -52,25 +52,28 @@ def _has_body() -> bool:
     return "chunked" in request.headers.get("Transfer-Encoding", "").lower()
 
 
-def _open_upload(call: Call, name: str, upload_id: str) -> None:
-    call.run(lambda ctx: uploads.get_upload(ctx, repositories.get(ctx, name), upload_id))
+def _open_upload(call: Call, name: str, upload_id: str) -> int:
+    """The upload's recorded size; BLOB_UPLOAD_UNKNOWN if it is not an upload of ``name``."""
+    return call.run(lambda ctx: uploads.get_upload(ctx, repositories.get(ctx, name), upload_id).size)
 
 
 def _stream_in(call: Call, name: str, upload_id: str, check: Callable[[int], None] | None = None) -> int:
     try:
-        size = uploads.append(call.services, upload_id, body_chunks(CHUNK), check)
+        return uploads.append(call.services, upload_id, body_chunks(CHUNK), check)
     except FileNotFoundError as exc:
         raise OciError("BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry") from exc
+    except uploads.UploadBusy as exc:
+        raise OciError("BLOB_UPLOAD_INVALID", f"{exc}; ask for the upload's status and resume from the "
+                       "offset it reports") from exc
     except BodyUnreadable as exc:
         raise OciError("BLOB_UPLOAD_INVALID", f"The request body could not be read: {exc}. Bytes received "
                        "before the fault are kept; resume the upload from the offset GET reports.") from exc
-    call.run(lambda ctx: uploads.touch(ctx, repositories.get(ctx, name), upload_id), write=True)
-    return size
 
 
 def _commit(call: Call, name: str, upload_id: str, digest: str) -> Response:
     if not DIGEST.fullmatch(digest):
         raise OciError("DIGEST_INVALID", f"Invalid digest '{digest}'")
+    uploads.place_ahead(call.services, upload_id, digest)
 
     def commit(ctx: Context) -> None:
         repo = repositories.get(ctx, name, for_update=True)
@@ -111,19 +114,11 @@ def _try_mount(ctx: Context, name: str, digest: str, source: str) -> bool:
     src = repositories.find(ctx, source)
     if src is None or (src.encryption_type, src.kms_key) != (target.encryption_type, target.kms_key):
         return False
-    if not uploads.is_linked(ctx, src, digest):
-        return False
-    size = ctx.blobs.size(digest)
-    if size is None:
-        return False
-    uploads.link_blob(ctx, target, digest, size)
-    return True
+    return uploads.mount(ctx, target, src, digest)
 
 
 def status(call: Call, name: str, upload_id: str) -> Response:
-    _open_upload(call, name, upload_id)
-    size = call.services.blobs.upload_size(upload_id) or 0
-    return _progress(name, upload_id, size, status=204)
+    return _progress(name, upload_id, _open_upload(call, name, upload_id), status=204)
 
 
 def patch(call: Call, name: str, upload_id: str) -> Response:

@@ -1,155 +1,141 @@
-"""BlobStore: where blob bytes live. A narrow interface so a second driver (S3) can plug in.
+"""Where blob bytes live: a content-addressed store that an object store can implement.
 
-Staging: an upload appends to ``uploads/<id>``; ``commit`` moves it atomically to its
-content address ``blobs/sha256/<ab>/<hex>``. Readers get a real file object, so the server
-can hand it to ``sendfile`` and serve ranges without reading the blob into memory.
-Hashing and every rule about what may be committed belong to ``core``, not here.
+Two parts, shaped by what an object store offers (Distribution's storage drivers are the model):
+
+- ``BlobStore``: blobs by digest. Stat, ranged read, delete, list, place from staging, and an
+  optional presigned URL a client can fetch the bytes from directly.
+- ``Staging`` (``BlobStore.staging``): the bytes of uploads in progress, as immutable
+  *segments*. An append never changes a segment; it writes new ones and returns the upload's
+  new segment list. ``core`` records that list (with the upload's size and hash state) in the
+  database under the upload's lease, so the database, not a file lock or a process's memory,
+  says what an upload holds. A writer that lost its lease cannot damage what another recorded:
+  its segments are in no recorded list, and they go when the upload ends.
+
+Nothing here hashes or judges what may be committed: that belongs to ``core``. Every driver is
+held to the same contract by ``tests/test_blobstore_conformance.py``.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
+import re
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from pathlib import Path
 from typing import BinaryIO, Protocol
 
-CHUNK = 1024 * 1024
+# A segment as the database records it: [name, size]. Names are the driver's business.
+Segment = list  # [str, int]; a list rather than a tuple because it round-trips through JSON
+
+_DIGEST = re.compile(r"^([a-z0-9]+):([a-f0-9]{32,128})$")
+_UPLOAD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+class BlobStoreError(OSError):
+    """The blob store could not do what was asked (unreachable, refused, misconfigured)."""
+
+
+class Staging(Protocol):
+    def append(self, upload_id: str, segments: list[Segment], chunks: Iterable[bytes]) -> list[Segment]:
+        """Write ``chunks`` after the bytes ``segments`` hold; return the segments that now hold
+        them all. Existing segments are never modified (a driver may replace the last one by a
+        new one that starts with its bytes)."""
+        ...
+
+    def read(self, upload_id: str, segments: list[Segment]) -> Iterator[bytes]: ...
+
+    def discard(self, upload_id: str) -> None:
+        """Remove everything staged for the upload, recorded or not."""
+        ...
+
+    def uploads(self) -> Iterator[tuple[str, float]]:
+        """(upload id, when its staged data was last written, epoch seconds) of every upload
+        with staged data."""
+        ...
 
 
 class BlobStore(Protocol):
-    def append(self, upload_id: str, chunks: Iterable[bytes]) -> int: ...
-    def create_upload(self, upload_id: str) -> None: ...
-    def upload_lock(self, upload_id: str) -> AbstractContextManager[None]: ...
-    def upload_size(self, upload_id: str) -> int | None: ...
-    def read_upload(self, upload_id: str) -> Iterator[bytes]: ...
-    def truncate_upload(self, upload_id: str, size: int) -> None: ...
-    def commit(self, upload_id: str, digest: str) -> None: ...
-    def discard(self, upload_id: str) -> None: ...
-    def uploads(self) -> Iterator[tuple[str, float]]: ...
-    def size(self, digest: str) -> int | None: ...
-    def open(self, digest: str) -> BinaryIO: ...
+    staging: Staging
+
+    def stat(self, digest: str) -> int | None:
+        """Size of the stored blob, or None if it is not stored."""
+        ...
+
+    def open(self, digest: str, start: int = 0, length: int | None = None) -> BinaryIO:
+        """A reader of the blob from byte ``start`` (``length`` bytes, or to the end); raises
+        FileNotFoundError if the blob is not stored."""
+        ...
+
     def delete(self, digest: str) -> None: ...
-    def digests(self) -> Iterator[str]: ...
+
+    def list(self) -> Iterator[tuple[str, float]]:
+        """(digest, when it was stored, epoch seconds) of every stored blob."""
+        ...
+
+    def place(self, upload_id: str, segments: list[Segment], digest: str) -> None:
+        """Store the staged bytes under ``digest``, atomically (a reader sees all of them or
+        nothing), replacing what is there. Staging is left as it is."""
+        ...
+
+    def redirect_url(self, digest: str, expires_in: int) -> str | None:
+        """A URL that serves the blob without credentials for ``expires_in`` seconds, or None
+        when the store cannot give one (the registry then streams the bytes itself)."""
+        ...
 
 
-class FilesystemBlobStore:
-    """The embedded default: one directory tree under the data dir."""
+def split_digest(digest: str) -> tuple[str, str]:
+    """(algorithm, hex) of a digest fit to be a storage path; ValueError otherwise."""
+    m = _DIGEST.match(digest)
+    if m is None:
+        raise ValueError(f"bad digest {digest!r}")
+    return m[1], m[2]
 
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        self.blob_root = self.root / "blobs"
-        self.upload_root = self.root / "uploads"
-        self.blob_root.mkdir(parents=True, exist_ok=True)
-        self.upload_root.mkdir(parents=True, exist_ok=True)
 
-    # ---- uploads ----
+def check_upload_id(upload_id: str) -> str:
+    if not isinstance(upload_id, str) or not _UPLOAD_ID.match(upload_id):
+        raise ValueError(f"bad upload id {upload_id!r}")
+    return upload_id
 
-    def _upload_path(self, upload_id: str) -> Path:
-        if not upload_id or "/" in upload_id or upload_id.startswith("."):
-            raise ValueError(f"bad upload id {upload_id!r}")
-        return self.upload_root / upload_id
 
-    def append(self, upload_id: str, chunks: Iterable[bytes]) -> int:
-        """Append chunks to the staging file; returns the number of bytes written.
+def staged_size(segments: list[Segment]) -> int:
+    return sum(int(size) for _name, size in segments)
 
-        If the chunk source fails half-way, what was written stays: the upload's size tells a
-        client where to resume, as the distribution protocol expects.
-        """
-        written = 0
-        with open(self._upload_path(upload_id), "ab") as fh:
-            for chunk in chunks:
-                if chunk:
-                    fh.write(chunk)
-                    written += len(chunk)
-        return written
 
-    def upload_size(self, upload_id: str) -> int | None:
-        try:
-            return self._upload_path(upload_id).stat().st_size
-        except FileNotFoundError:
-            return None
+class BoundedReader:
+    """A reader that stops after ``length`` bytes of ``inner`` (a Range read). Keeps
+    ``fileno`` so a server using sendfile (which honours Content-Length) can still use it."""
 
-    @contextmanager
-    def upload_lock(self, upload_id: str) -> Iterator[None]:
-        """Hold the staging file exclusively (across processes) while it is written or committed.
+    def __init__(self, inner: BinaryIO, length: int) -> None:
+        self._inner = inner
+        self._left = length
 
-        Raises FileNotFoundError if the upload is gone, including when it was committed (renamed
-        into the content store) while this caller waited for the lock.
-        """
-        path = self._upload_path(upload_id)
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                if os.stat(path).st_ino != os.fstat(fd).st_ino:
-                    raise FileNotFoundError(upload_id)
-            except FileNotFoundError:
-                raise FileNotFoundError(upload_id) from None
-            yield
-        finally:
-            os.close(fd)
+    def fileno(self) -> int:
+        return self._inner.fileno()
 
-    def read_upload(self, upload_id: str) -> Iterator[bytes]:
-        with open(self._upload_path(upload_id), "rb") as fh:
-            while chunk := fh.read(CHUNK):
-                yield chunk
+    def read(self, size: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        size = self._left if size is None or size < 0 else min(size, self._left)
+        data = self._inner.read(size)
+        self._left -= len(data)
+        return data
 
-    def truncate_upload(self, upload_id: str, size: int) -> None:
-        with open(self._upload_path(upload_id), "r+b") as fh:
-            fh.truncate(size)
+    def close(self) -> None:
+        self._inner.close()
 
-    def create_upload(self, upload_id: str) -> None:
-        self._upload_path(upload_id).touch()
+    def __enter__(self) -> BoundedReader:
+        return self
 
-    def commit(self, upload_id: str, digest: str) -> None:
-        """Move the staged bytes to their content address (atomic rename on one filesystem)."""
-        src = self._upload_path(upload_id)
-        dst = self._blob_path(digest)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        if dst.exists():  # same content already stored: keep the existing copy
-            src.unlink(missing_ok=True)
-            return
-        with open(src, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(src, dst)
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
-    def discard(self, upload_id: str) -> None:
-        self._upload_path(upload_id).unlink(missing_ok=True)
 
-    def uploads(self) -> Iterator[tuple[str, float]]:
-        for entry in os.scandir(self.upload_root):
-            if entry.is_file():
-                yield entry.name, entry.stat().st_mtime
+def open_store(url: str, data_dir, s3_options=None) -> BlobStore:  # type: ignore[no-untyped-def]
+    """The store a ``--blob-store`` value names: '' for the data directory, or s3://bucket/prefix."""
+    if not url:
+        from ecr_emulator.storage.fsstore import FilesystemBlobStore
 
-    # ---- blobs ----
+        return FilesystemBlobStore(data_dir)
+    if url.startswith("s3://"):
+        from ecr_emulator.storage.s3store import S3BlobStore
 
-    def _blob_path(self, digest: str) -> Path:
-        algo, sep, hexpart = digest.partition(":")
-        if not sep or not algo.isalnum() or not hexpart.isalnum() or len(hexpart) < 2:
-            raise ValueError(f"bad digest {digest!r}")
-        return self.blob_root / algo / hexpart[:2] / hexpart
-
-    def size(self, digest: str) -> int | None:
-        try:
-            return self._blob_path(digest).stat().st_size
-        except FileNotFoundError:
-            return None
-
-    def open(self, digest: str) -> BinaryIO:
-        return open(self._blob_path(digest), "rb")
-
-    def delete(self, digest: str) -> None:
-        self._blob_path(digest).unlink(missing_ok=True)
-
-    def digests(self) -> Iterator[str]:
-        """Every stored blob (the garbage collector compares them with the database)."""
-        for algo in os.scandir(self.blob_root):
-            if not algo.is_dir():
-                continue
-            for prefix in os.scandir(algo.path):
-                if prefix.is_dir():
-                    for entry in os.scandir(prefix.path):
-                        if entry.is_file() and entry.name.startswith(prefix.name):
-                            yield f"{algo.name}:{entry.name}"
+        return S3BlobStore.from_url(url, s3_options)
+    raise ValueError(f"blob store {url!r} is not supported: leave it empty (the data directory) or "
+                     "give s3://bucket[/prefix]")

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
@@ -72,8 +73,31 @@ class Database:
         with self.transaction(write=write) as session:
             return fn(session)
 
+    def fixed_scalar(self, sql: str, session: Session | None = None) -> Any:
+        """The first value a fixed, parameterless SELECT returns, run on a bare DBAPI cursor (in
+        ``session``'s transaction when given). For the read every request makes (the emulator
+        clock): measured on SQLite, 7-33 us this way against 300-1,100 us through the ORM and a
+        transaction of its own."""
+        if session is not None:
+            return _first(session.connection().connection.dbapi_connection, sql)
+        conn = self.engine.raw_connection()
+        try:
+            return _first(conn, sql)
+        finally:
+            conn.close()
+
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _first(dbapi_connection, sql: str) -> Any:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(sql)
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    return None if row is None else row[0]
 
 
 def retrying(attempt, on_retry=None):  # type: ignore[no-untyped-def]

@@ -166,7 +166,9 @@ class ImageChild(Base):
 
 
 class Upload(Base):
-    """A blob upload in progress; its bytes so far are the staging file in the BlobStore."""
+    """A blob upload in progress. The row is the truth about it, wherever it continues: the
+    bytes recorded so far (``size``, held by the BlobStore's staging ``segments``), the sha256
+    state after them, and who may append now (a lease on real time, see ``core.upload_leases``)."""
 
     __tablename__ = "uploads"
 
@@ -177,6 +179,22 @@ class Upload(Base):
     parts: Mapped[int] = mapped_column(Integer, default=0)
     last_part_size: Mapped[int] = mapped_column(BigInteger, default=0)
     small_part_seen: Mapped[bool] = mapped_column(Boolean, default=False)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    segments: Mapped[list[list[Any]]] = mapped_column(JSON, default=list)
+    hash_state: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    lease_token: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    lease_until: Mapped[float | None] = mapped_column(Double, nullable=True)
+
+
+class EmulatorState(Base):
+    """Process-wide state every replica must share: the emulator clock's offset, the generated
+    token secret. Kept on reset (the control API resets the clock itself)."""
+
+    __tablename__ = "emulator_state"
+    __table_args__ = {"info": {"keep_on_reset": True}}
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
 
 
 class Job(Base):

@@ -77,8 +77,10 @@ def push_blob(target: Target, path: Path, digest: str) -> float:
     return post + float(total)
 
 
-def pull_blob(target: Target, digest: str, size: int) -> float:
+def pull_blob(target: Target, digest: str, size: int, follow: bool = False) -> float:
     """GET the blob on a fresh connection, read into one reused 8 MiB buffer. Returns seconds.
+    With ``follow``, a redirect is followed (to the object store, without our credentials) and
+    timed with it, as a client following it would be.
 
     http.client's ``readinto`` on a large buffer costs one ``recv_into`` per socket read and no
     allocation; measured here it outran ``curl -o /dev/null`` by about 20%, so the figure says
@@ -86,15 +88,23 @@ def pull_blob(target: Target, digest: str, size: int) -> float:
     """
     view = memoryview(bytearray(8 * MIB))
     started = time.perf_counter()
-    conn = http.client.HTTPConnection(target.host, target.port, timeout=300)
-    try:
-        conn.request("GET", f"/v2/{REPO}/blobs/{digest}", headers=target.headers)
-        resp = conn.getresponse()
-        got = 0
-        while n := resp.readinto(view):
-            got += n
-    finally:
-        conn.close()
+    url, headers = urljoin(target.base, f"/v2/{REPO}/blobs/{digest}"), target.headers
+    for _hop in range(3):
+        parts = urlsplit(url)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=300)
+        try:
+            conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""), headers=headers)
+            resp = conn.getresponse()
+            if follow and resp.status in (301, 302, 303, 307, 308):
+                resp.read()
+                url, headers = urljoin(url, resp.getheader("Location", "")), {}
+                continue
+            got = 0
+            while n := resp.readinto(view):
+                got += n
+            break
+        finally:
+            conn.close()
     elapsed = time.perf_counter() - started
     if resp.status != 200 or got != size:
         raise RuntimeError(f"{target.name}: GET blob answered {resp.status} with {got} of {size} bytes")

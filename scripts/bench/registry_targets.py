@@ -88,46 +88,56 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float
 
 
 @contextmanager
-def ecr_emulator(workdir: Path) -> Iterator[tuple[Target, subprocess.Popen[bytes]]]:
-    """Start ``python -m ecr_emulator serve`` on free ports as the test suite does, create the
-    repository, log in."""
+def ecr_emulator(workdir: Path, *extra: str, env: dict[str, str] | None = None, name: str = "ecr-emulator",
+                 data: str = "ecr-data") -> Iterator[tuple[Target, subprocess.Popen[bytes]]]:
+    """Start ``python -m ecr_emulator serve`` on free ports as the test suite does (``extra``
+    serve arguments and ``env`` variables added), create the repository unless it exists (a
+    replica of another one), log in."""
     from tests.server import make_client, start_server
 
-    live = start_server(workdir / "ecr-data",
-                        env={"ECR_EMULATOR_LOG_LEVEL": os.environ.get("ECR_EMULATOR_LOG_LEVEL", "warning")})
+    live = start_server(workdir / data, *extra, env={
+        "ECR_EMULATOR_LOG_LEVEL": os.environ.get("ECR_EMULATOR_LOG_LEVEL", "warning"), **(env or {})})
     try:
         ecr = make_client(live, access_key="bench", region=REGION)
-        ecr.create_repository(repositoryName=REPO)
+        try:
+            ecr.create_repository(repositoryName=REPO)
+        except ecr.exceptions.RepositoryAlreadyExistsException:
+            pass
         token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
-        yield Target("ecr-emulator", "127.0.0.1", live.registry_port, {"Authorization": f"Basic {token}"}), live.process
+        yield Target(name, "127.0.0.1", live.registry_port, {"Authorization": f"Basic {token}"}), live.process
     finally:
         live.stop()
 
 
 @contextmanager
-def distribution(workdir: Path) -> Iterator[Target]:
-    """Start Distribution with its own config: filesystem storage in ``workdir``, no auth,
-    loopback only. The system config in /etc/docker/registry is never read or changed."""
+def distribution(workdir: Path, storage: str | None = None, name: str = "Distribution") -> Iterator[Target]:
+    """Start Distribution with its own config: filesystem storage in ``workdir`` (or the
+    ``storage`` driver section given, indented under ``storage:``), no auth, loopback only. The
+    system config in /etc/docker/registry is never read or changed."""
     port = free_port()
-    root = workdir / "distribution-data"
-    root.mkdir()
+    if storage is None:
+        root = workdir / "distribution-data"
+        root.mkdir()
+        storage = f"  filesystem:\n    rootdirectory: {root}\n"
     config = workdir / "distribution.yml"
     config.write_text(
         "version: 0.1\n"
         "log:\n  level: error\n  accesslog:\n    disabled: true\n"
         "storage:\n"
         "  cache:\n    blobdescriptor: inmemory\n"
-        f"  filesystem:\n    rootdirectory: {root}\n"
+        f"{storage}"
         "  delete:\n    enabled: true\n"
         f"http:\n  addr: 127.0.0.1:{port}\n"
     )
     log = workdir / "distribution.log"
+    # AWS_CA_BUNDLE (set on some machines) makes its AWS SDK refuse to start; no TLS is used here
+    env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
     with open(log, "wb") as out:
         proc = subprocess.Popen([DISTRIBUTION, "serve", str(config)], stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, env=env)
     try:
         wait_http(f"http://127.0.0.1:{port}/v2/", proc, log)
-        yield Target("Distribution", "127.0.0.1", port)
+        yield Target(name, "127.0.0.1", port)
     finally:
         stop(proc)
 

@@ -1,0 +1,160 @@
+"""The embedded blob store: one directory tree under the data directory.
+
+``blobs/<algo>/<ab>/<hex>`` holds each blob; ``uploads/<upload id>/<segment>`` the segments of
+uploads in progress, one file per append. Placing a blob hard-links its only segment (or
+concatenates several into a temporary file in the upload's directory) and renames the result
+over the content address, so a reader sees the whole blob or none of it. Blob readers are
+real files, so ranges are a seek and the server could hand them to ``sendfile``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from ecr_emulator.storage.blobstore import BoundedReader, Segment, check_upload_id, split_digest
+
+COPY_BLOCK = 4 * 1024 * 1024
+
+
+class FilesystemStaging:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _dir(self, upload_id: str) -> Path:
+        return self.root / check_upload_id(upload_id)
+
+    def path(self, upload_id: str, name: str) -> Path:
+        if not name or "/" in name or name.startswith("."):
+            raise ValueError(f"bad segment name {name!r}")
+        return self._dir(upload_id) / name
+
+    def append(self, upload_id: str, segments: list[Segment], chunks: Iterable[bytes]) -> list[Segment]:
+        """One new segment file per append, written and flushed to disk before it is named in
+        the returned list (the database may record it the next moment)."""
+        directory = self._dir(upload_id)
+        directory.mkdir(exist_ok=True)
+        name = uuid.uuid4().hex
+        path = directory / name
+        written = 0
+        try:
+            with open(path, "xb") as fh:
+                for chunk in chunks:
+                    if chunk:
+                        fh.write(chunk)
+                        written += len(chunk)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        if written == 0:
+            path.unlink()
+            return list(segments)
+        return [*segments, [name, written]]
+
+    def read(self, upload_id: str, segments: list[Segment]) -> Iterator[bytes]:
+        for name, _size in segments:
+            with open(self.path(upload_id, name), "rb") as fh:
+                while chunk := fh.read(COPY_BLOCK):
+                    yield chunk
+
+    def discard(self, upload_id: str) -> None:
+        path = self._dir(upload_id)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)  # an upload staged by a version that kept one file per upload
+
+    def uploads(self) -> Iterator[tuple[str, float]]:
+        for entry in os.scandir(self.root):
+            try:
+                newest = entry.stat().st_mtime
+                if entry.is_dir():
+                    for inner in os.scandir(entry.path):
+                        newest = max(newest, inner.stat().st_mtime)
+            except FileNotFoundError:
+                continue  # discarded meanwhile
+            yield entry.name, newest
+
+
+class FilesystemBlobStore:
+    """The embedded default: blobs and upload staging under one directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.blob_root = self.root / "blobs"
+        self.blob_root.mkdir(parents=True, exist_ok=True)
+        self.staging = FilesystemStaging(self.root / "uploads")
+
+    def _blob_path(self, digest: str) -> Path:
+        algo, hexpart = split_digest(digest)
+        return self.blob_root / algo / hexpart[:2] / hexpart
+
+    def stat(self, digest: str) -> int | None:
+        try:
+            return self._blob_path(digest).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def open(self, digest: str, start: int = 0, length: int | None = None) -> BinaryIO:
+        fh = open(self._blob_path(digest), "rb")
+        if start:
+            fh.seek(start)
+        if length is None or start + length >= os.fstat(fh.fileno()).st_size:
+            return fh
+        return BoundedReader(fh, length)  # type: ignore[return-value]
+
+    def delete(self, digest: str) -> None:
+        self._blob_path(digest).unlink(missing_ok=True)
+
+    def list(self) -> Iterator[tuple[str, float]]:
+        for algo in os.scandir(self.blob_root):
+            if not algo.is_dir():
+                continue
+            for prefix in os.scandir(algo.path):
+                if not prefix.is_dir():
+                    continue
+                for entry in os.scandir(prefix.path):
+                    if entry.is_file() and entry.name.startswith(prefix.name):
+                        try:
+                            yield f"{algo.name}:{entry.name}", entry.stat().st_mtime
+                        except FileNotFoundError:
+                            continue
+
+    def place(self, upload_id: str, segments: list[Segment], digest: str) -> None:
+        dst = self._blob_path(digest)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.staging.path(upload_id, "place-" + uuid.uuid4().hex)
+        tmp.parent.mkdir(exist_ok=True)
+        try:
+            if not (len(segments) == 1 and self._linked(self.staging.path(upload_id, segments[0][0]), tmp)):
+                with open(tmp, "xb") as out:
+                    for name, _size in segments:
+                        with open(self.staging.path(upload_id, name), "rb") as src:
+                            shutil.copyfileobj(src, out, COPY_BLOCK)
+                    out.flush()
+                    os.fsync(out.fileno())
+            os.replace(tmp, dst)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    @staticmethod
+    def _linked(src: Path, dst: Path) -> bool:
+        """Hard-link a segment (flushed when it was written) instead of copying it; False where
+        the filesystem has no hard links."""
+        try:
+            os.link(src, dst)
+            return True
+        except FileNotFoundError:
+            raise
+        except OSError:
+            return False
+
+    def redirect_url(self, digest: str, expires_in: int) -> str | None:
+        return None  # the registry streams the file itself
