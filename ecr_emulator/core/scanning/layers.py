@@ -1,76 +1,175 @@
-"""Applying an image's layers in order, in memory, keeping only the files the scanner reads.
+"""Applying an image's layers in order, in memory, keeping only what the scanner reads.
 
 Nothing is ever extracted to disk: each layer is streamed (gzip, zstd or plain tar, recognised
-by its magic bytes, whatever the media type claims) and only package databases, os-release and
-language package metadata are read, each under a size limit. OCI whiteouts (``.wh.<name>`` and the
-opaque ``.wh..wh..opq``) remove what lower layers put there. A decompression bomb hits the
-image-wide byte budget, an entry that climbs out of the root with ``..`` is refused: either ends
-the scan as FAILED with that reason instead of a crash.
+by its magic bytes, whatever the media type claims) and each wanted file is read as it streams
+past (``packages``) and kept as its package records. OCI whiteouts (``.wh.<name>`` and the opaque
+``.wh..wh..opq``) remove what lower layers put there. The limits in ``limits`` are enforced as
+the stream goes: a decompression bomb, oversized tar headers, a file over its kind's limit or
+more records than the memory budget end the scan as FAILED with that reason, and so does an
+entry that climbs out of the root with ``..``.
 """
 
 from __future__ import annotations
 
 import gzip
-import re
 import tarfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import zstandard
 
-MAX_FILE_BYTES = 64 * 1024 * 1024
-MAX_ENTRIES_PER_LAYER = 2_000_000
-MAX_SYMLINK_HOPS = 40
-ZSTD_MAX_WINDOW = 1 << 27
+from ecr_emulator.core.scanning import packages
+from ecr_emulator.core.scanning.limits import (
+    COST,
+    ENTRIES_PER_LAYER,
+    HEADER_MAX,
+    PATH_MAX,
+    SYMLINK_HOPS,
+    ZSTD_MAX_WINDOW,
+    Budget,
+    ScanError,
+    read_budget,
+    retained_budget,
+    size,
+    unpacked_budget,
+)
+from ecr_emulator.core.scanning.packages import PACKAGE_DATABASES, Package
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+READ_AHEAD = 64 * 1024  # tarfile's stream reader reads ahead of the entry it is on by up to 10 KiB
 
-# Files whose every version matters (to tell which layer introduced each package).
-PACKAGE_DATABASES = ("var/lib/dpkg/status", "lib/apk/db/installed")
-WANTED_EXACT = frozenset({*PACKAGE_DATABASES, "etc/os-release", "usr/lib/os-release", "etc/debian_version",
-                          "etc/alpine-release"})
-WANTED_PATTERN = re.compile(
-    r"var/lib/dpkg/status\.d/[^/]+"
-    r"|(?:.*/)?[^/]+\.dist-info/METADATA"
-    r"|(?:.*/)?[^/]+\.egg-info(?:/PKG-INFO)?"
-    r"|(?:.*/)?node_modules/(?:@[^/]+/)?[^/]+/package\.json"
-)
-
-
-class ScanError(Exception):
-    """The image cannot be scanned; the message becomes the FAILED status description."""
-
-
-def wanted(path: str) -> bool:
-    return path in WANTED_EXACT or WANTED_PATTERN.fullmatch(path) is not None
+__all__ = ["Filesystem", "FileVersion", "ScanError", "apply_layers", "clean_path"]
 
 
 @dataclass
 class FileVersion:
-    data: bytes
+    value: list[Package] | bytes  # a package database's or metadata file's records, or a text file's bytes
     layer: str  # digest of the layer that wrote this version
+    cost: int  # estimated bytes held (charged to the scan's memory budget)
+
+
+class _Tree:
+    """The kept paths as a tree of names, so that removing a directory finds what is below it
+    without looking at every kept path. Each node is charged to the memory budget."""
+
+    def __init__(self, budget: Budget) -> None:
+        self.root: dict[str, dict] = {}
+        self.budget = budget
+
+    def add(self, path: str) -> None:
+        node = self.root
+        for part in path.split("/"):
+            child = node.get(part)
+            if child is None:
+                self.budget.spend(COST["directory"] + len(part))
+                child = node[part] = {}
+            node = child
+
+    def _chain(self, parts: list[str]) -> list[dict[str, dict]] | None:
+        chain = [self.root]
+        for part in parts:
+            node = chain[-1].get(part)
+            if node is None:
+                return None
+            chain.append(node)
+        return chain
+
+    def _unlink(self, chain: list[dict[str, dict]], parts: list[str]) -> None:
+        """Remove the (empty) last node of ``chain``, then the directories that leaves empty."""
+        for depth in range(len(parts), 0, -1):
+            if chain[depth]:
+                break
+            self.budget.release(COST["directory"] + len(parts[depth - 1]))
+            del chain[depth - 1][parts[depth - 1]]
+
+    def detach(self, path: str, keep_node: bool = False) -> list[str]:
+        """Remove everything below ``path`` (and its own node unless ``keep_node``): the paths removed."""
+        parts = path.split("/") if path else []
+        chain = self._chain(parts)
+        if chain is None:
+            return []
+        removed, stack = [], [(path, chain[-1])]
+        while stack:
+            prefix, node = stack.pop()
+            for name, child in node.items():
+                full = f"{prefix}/{name}" if prefix else name
+                removed.append(full)
+                self.budget.release(COST["directory"] + len(name))
+                stack.append((full, child))
+        chain[-1].clear()
+        if not keep_node and parts:
+            removed.append(path)
+            self._unlink(chain, parts)
+        return removed
+
+    def prune(self, path: str) -> None:
+        """Remove the node of ``path`` if nothing is below it."""
+        parts = path.split("/")
+        chain = self._chain(parts)
+        if chain is not None:
+            self._unlink(chain, parts)
 
 
 @dataclass
 class Filesystem:
     """The merged view of the wanted files after the layers applied so far."""
 
+    retained: Budget = field(default_factory=retained_budget)
     files: dict[str, FileVersion] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)
-    # Every version of each package database, oldest first (None: deleted by that layer).
-    history: dict[str, list[tuple[str, bytes | None]]] = field(default_factory=dict)
+    # For each package database: (name, version) -> the layer whose version of it first listed it.
+    introduced: dict[str, dict[tuple[str, str], str]] = field(default_factory=dict)
+    tree: _Tree = field(init=False)
 
-    def remove(self, path: str, layer: str) -> None:
+    def __post_init__(self) -> None:
+        self.tree = _Tree(self.retained)
+
+    def _forget(self, path: str) -> None:
+        version = self.files.pop(path, None)
+        if version is not None:
+            self.retained.release(COST["file"] + len(path) + version.cost)
+        target = self.links.pop(path, None)
+        if target is not None:
+            self.retained.release(COST["link"] + len(path) + len(target))
+
+    def remove(self, path: str) -> None:
         """Remove ``path`` and everything below it (a whiteout, or an entry replacing it)."""
-        prefix = path + "/"
-        for table in (self.files, self.links):
-            for key in [k for k in table if k == path or k.startswith(prefix)]:
-                del table[key]
-                if table is self.files and key in PACKAGE_DATABASES:
-                    self.history.setdefault(key, []).append((layer, None))
+        if not path:
+            return
+        for key in self.tree.detach(path):
+            self._forget(key)
+
+    def remove_below(self, directory: str) -> None:
+        """Remove everything below ``directory`` ("" is the root): an opaque whiteout."""
+        for key in self.tree.detach(directory, keep_node=True):
+            self._forget(key)
+
+    def drop(self, path: str) -> None:
+        """Remove the file or symlink at ``path`` only (a directory entry merges with what is below)."""
+        if path in self.files or path in self.links:
+            self._forget(path)
+            self.tree.prune(path)
+
+    def put_link(self, path: str, target: str) -> None:
+        """A symlink replaces whatever was at ``path``, directory contents included."""
+        self.remove(path)
+        self.links[path] = target
+        self.tree.add(path)
+
+    def put_file(self, path: str, version: FileVersion) -> None:
+        """``version`` was charged when it was read; replacing an older version gives that back."""
+        self._forget(path)
+        self.files[path] = version
+        self.tree.add(path)
+        if path in PACKAGE_DATABASES and isinstance(version.value, list):
+            seen = self.introduced.setdefault(path, {})
+            for pkg in version.value:
+                if (pkg.name, pkg.version) not in seen:
+                    self.retained.spend(COST["introduced"] + len(pkg.name) + len(pkg.version))
+                    seen[(pkg.name, pkg.version)] = version.layer
 
     def resolve(self, path: str) -> str | None:
         """Follow symlinks as a chroot would: ``..`` and absolute targets stay inside the image."""
@@ -89,7 +188,7 @@ class Filesystem:
                 done.append(part)
                 continue
             hops += 1
-            if hops > MAX_SYMLINK_HOPS:
+            if hops > SYMLINK_HOPS:
                 return None
             if target.startswith("/"):
                 done = []
@@ -101,43 +200,35 @@ class Filesystem:
         return self.files.get(real) if real is not None else None
 
     def matching(self, predicate: Callable[[str], bool]) -> list[tuple[str, FileVersion]]:
-        return sorted((p, v) for p, v in self.files.items() if predicate(p))
+        return sorted(((p, v) for p, v in self.files.items() if predicate(p)), key=lambda item: item[0])
 
 
-class _Budget:
-    """Counts decompressed bytes across the whole image."""
+class _Stream:
+    """The decompressed layer as tarfile reads it: charges every byte to the image's unpacked
+    budget, and fails once tarfile reads more than HEADER_MAX of headers past the end of the
+    last entry's data (pax records, GNU long names and sparse maps are read into memory whole)."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.used = 0
+    def __init__(self, inner: BinaryIO, head: bytes, budget: Budget, layer: str) -> None:
+        self.inner, self.head, self.budget, self.layer = inner, head, budget, layer
+        self.pos, self.until = 0, HEADER_MAX + READ_AHEAD
 
-    def spend(self, n: int) -> None:
-        self.used += n
-        if self.used > self.limit:
-            raise ScanError(
-                f"image layers decompress to more than {self.limit} bytes (possible decompression bomb)"
-            )
+    def allow_headers_after(self, offset: int) -> None:
+        self.until = offset + HEADER_MAX + READ_AHEAD
 
-
-class _Counted:
-    """A read-only stream that charges every byte it yields to the budget."""
-
-    def __init__(self, inner: BinaryIO, head: bytes, budget: _Budget) -> None:
-        self.inner, self.head, self.budget = inner, head, budget
-
-    def read(self, n: int = -1) -> bytes:
+    def read(self, n: int) -> bytes:  # tarfile's stream reader always asks for a size
         if self.head:
-            chunk = self.head if n < 0 else self.head[:n]
-            self.head = self.head[len(chunk):]
-            if n < 0:
-                chunk += self.inner.read()
+            chunk, self.head = self.head[:n], self.head[n:]
         else:
             chunk = self.inner.read(n)
+        self.pos += len(chunk)
+        if self.pos > self.until:
+            raise ScanError(f"layer {self.layer} has tar headers larger than {size(HEADER_MAX)} before one "
+                            "entry (the scanner's limit for pax headers, long names and sparse maps)")
         self.budget.spend(len(chunk))
         return chunk
 
 
-class _Prefixed:
+class _Replay:
     """Replays the bytes read to sniff the format, then continues with the blob."""
 
     def __init__(self, head: bytes, rest: BinaryIO) -> None:
@@ -153,18 +244,22 @@ class _Prefixed:
         return out
 
 
-def _decompressed(blob: BinaryIO, budget: _Budget) -> _Counted:
+def _decompressed(blob: BinaryIO, budget: Budget, layer: str) -> _Stream:
     head = blob.read(512)
-    source = _Prefixed(head, blob)
+    source = _Replay(head, blob)
     if head.startswith(GZIP_MAGIC):
-        return _Counted(gzip.GzipFile(fileobj=source), b"", budget)  # type: ignore[arg-type]
+        return _Stream(gzip.GzipFile(fileobj=source), b"", budget, layer)  # type: ignore[arg-type]
     if head.startswith(ZSTD_MAGIC):
+        window = zstandard.get_frame_parameters(head).window_size
+        if window > ZSTD_MAX_WINDOW:
+            raise ScanError(f"layer {layer} needs a zstd window of {size(window)}, more than {size(ZSTD_MAX_WINDOW)} "
+                            "(the scanner's limit; standard zstd levels use 8 MiB)")
         reader = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW).stream_reader(
             source, read_across_frames=True
         )
-        return _Counted(reader, b"", budget)  # type: ignore[arg-type]
+        return _Stream(reader, b"", budget, layer)  # type: ignore[arg-type]
     if len(head) == 512 and (head[257:262] == b"ustar" or head == bytes(512)):
-        return _Counted(blob, head, budget)
+        return _Stream(blob, head, budget, layer)
     if not head:
         raise ScanError("empty layer blob")
     raise ScanError("unsupported layer compression (not gzip, zstd or an uncompressed tar)")
@@ -172,6 +267,9 @@ def _decompressed(blob: BinaryIO, budget: _Budget) -> _Counted:
 
 def clean_path(name: str, layer: str) -> str:
     """The entry's path below the root; ScanError if ``..`` would climb out of it."""
+    if len(name) > PATH_MAX:
+        raise ScanError(f"layer {layer} has an entry whose path is longer than {PATH_MAX} characters "
+                        "(Linux's PATH_MAX, the scanner's limit)")
     out: list[str] = []
     for part in name.replace("\\", "/").split("/"):
         if part in ("", "."):
@@ -186,81 +284,104 @@ def clean_path(name: str, layer: str) -> str:
 
 
 @dataclass
-class _LayerChanges:
-    deleted: list[str] = field(default_factory=list)  # whiteouts; "" means the whole root
-    opaque: list[str] = field(default_factory=list)
-    files: dict[str, bytes] = field(default_factory=dict)
+class _Layer:
+    """One layer's own files and symlinks, landed on the filesystem once the layer is read (its
+    whiteouts apply to lower layers only, so they are applied as they stream past)."""
+
+    fs: Filesystem
+    layer: str
+    files: dict[str, FileVersion] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)
-    replaced: set[str] = field(default_factory=set)  # directories / other entries shadowing a path
+
+    def forget(self, path: str) -> None:
+        """A later entry for the same path replaces an earlier one."""
+        version = self.files.pop(path, None)
+        if version is not None:
+            self.fs.retained.release(COST["file"] + len(path) + version.cost)
+        target = self.links.pop(path, None)
+        if target is not None:
+            self.fs.retained.release(COST["link"] + len(path) + len(target))
+
+    def put_file(self, path: str, value: Any) -> None:
+        version = FileVersion(value, self.layer, packages.cost(value))
+        self.fs.retained.spend(COST["file"] + len(path) + version.cost)
+        self.files[path] = version
+
+    def put_link(self, path: str, target: str) -> None:
+        self.fs.retained.spend(COST["link"] + len(path) + len(target))
+        self.links[path] = target
+
+    def land(self) -> None:
+        for path, target in self.links.items():
+            self.fs.put_link(path, target)
+        for path, version in self.files.items():
+            self.fs.put_file(path, version)
 
 
-def _read_layer(stream: _Counted, layer: str) -> _LayerChanges:
-    changes = _LayerChanges()
-    entries = 0
+def _global_headers_size(tar: tarfile.TarFile) -> int:
+    return sum(len(k) + len(v) for k, v in tar.pax_headers.items())
+
+
+def _linked(changes: _Layer, member: tarfile.TarInfo, layer: str) -> FileVersion | None:
+    """The version a hard link shares, when it links to a wanted file of the same layer."""
+    return changes.files.get(clean_path(member.linkname, layer))
+
+
+def _read_layer(stream: _Stream, layer: str, fs: Filesystem, read: Budget) -> None:
+    changes = _Layer(fs, layer)
+    entries, globals_seen = 0, 0
     with tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
-        for member in tar:
+        while (member := tar.next()) is not None:
+            tar.members.clear()  # stream mode keeps every entry otherwise: a million is gigabytes
+            stream.allow_headers_after(tar.offset)
+            if len(tar.pax_headers) != globals_seen:  # global pax headers accumulate across entries
+                globals_seen = len(tar.pax_headers)
+                if _global_headers_size(tar) > HEADER_MAX:
+                    raise ScanError(f"layer {layer} has global pax headers larger than {size(HEADER_MAX)} "
+                                    "(the scanner's limit)")
             entries += 1
-            if entries > MAX_ENTRIES_PER_LAYER:
-                raise ScanError(f"layer {layer} has more than {MAX_ENTRIES_PER_LAYER} entries")
+            if entries > ENTRIES_PER_LAYER:
+                raise ScanError(f"layer {layer} has more than {ENTRIES_PER_LAYER} entries (the scanner's limit)")
             path = clean_path(member.name, layer)
             head, _, base = path.rpartition("/")
             if base == ".wh..wh..opq":
-                changes.opaque.append(head)
+                fs.remove_below(head)
                 continue
             if base.startswith(".wh."):
-                changes.deleted.append(f"{head}/{base[4:]}" if head else base[4:])
+                fs.remove(f"{head}/{base[4:]}" if head else base[4:])
                 continue
+            changes.forget(path)
+            kind = packages.kind_of(path)
             if member.issym():
-                changes.links[path] = member.linkname
-            elif member.islnk():
-                target = clean_path(member.linkname, layer)
-                if wanted(path) and target in changes.files:
-                    changes.files[path] = changes.files[target]
-            elif member.isreg() and wanted(path):
-                if member.size > MAX_FILE_BYTES:
-                    raise ScanError(f"{path} in layer {layer} is larger than {MAX_FILE_BYTES} bytes")
+                fs.remove(path)
+                changes.put_link(path, member.linkname)
+            elif member.islnk() and kind is not None and (same := _linked(changes, member, layer)) is not None:
+                fs.remove(path)
+                changes.put_file(path, same.value)
+            elif member.isreg() and kind is not None:
+                fs.remove(path)
+                read.spend(min(member.size, kind.most))
                 handle = tar.extractfile(member)
-                changes.files[path] = handle.read() if handle is not None else b""
+                changes.put_file(path, packages.read(kind, handle, member.size, path, layer))  # type: ignore[arg-type]
+            elif member.isdir():
+                fs.drop(path)  # a directory merges with the one below; it only replaces a file
             else:
-                changes.replaced.add(path)
-    return changes
-
-
-def _apply(fs: Filesystem, changes: _LayerChanges, layer: str) -> None:
-    """Whiteouts hide lower layers only; then this layer's own entries land on top."""
-    for directory in changes.opaque:
-        prefix = directory + "/" if directory else ""
-        for key in [k for k in (*fs.files, *fs.links) if k.startswith(prefix) and k != directory]:
-            fs.remove(key, layer)
-    for path in changes.deleted:
-        fs.remove(path, layer)
-    for path in changes.replaced:  # a directory merges with the one below; it only replaces a file
-        if path in fs.files or path in fs.links:
-            fs.files.pop(path, None)
-            fs.links.pop(path, None)
-    for path, target in changes.links.items():
-        fs.remove(path, layer)
-        fs.links[path] = target
-    for path, data in changes.files.items():
-        fs.links.pop(path, None)
-        fs.files[path] = FileVersion(data, layer)
-        if path in PACKAGE_DATABASES:
-            fs.history.setdefault(path, []).append((layer, data))
+                fs.remove(path)
+    changes.land()
 
 
 def apply_layers(layers: list[tuple[str, Callable[[], BinaryIO]]], max_unpacked: int) -> Filesystem:
     """Apply (digest, opener) layers bottom to top. Raises ScanError for anything unreadable."""
-    fs, budget = Filesystem(), _Budget(max_unpacked)
+    fs, unpacked, read = Filesystem(), unpacked_budget(max_unpacked), read_budget()
     for digest, opener in layers:
         try:
             with opener() as blob:
-                changes = _read_layer(_decompressed(blob, budget), digest)
+                _read_layer(_decompressed(blob, unpacked, digest), digest, fs, read)
         except ScanError:
             raise
         except FileNotFoundError as exc:
             raise ScanError(f"layer {digest} is not available in the registry") from exc
         except (tarfile.TarError, EOFError, OSError, zlib.error, zstandard.ZstdError, ValueError,
-                UnicodeError) as exc:
+                UnicodeError, RecursionError) as exc:
             raise ScanError(f"layer {digest} is corrupt or not a tar archive ({exc})") from exc
-        _apply(fs, changes, digest)
     return fs
