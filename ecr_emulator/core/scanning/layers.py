@@ -16,7 +16,7 @@ import tarfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import zstandard
 
@@ -302,9 +302,12 @@ class _Layer:
         if target is not None:
             self.fs.retained.release(COST["link"] + len(path) + len(target))
 
-    def put_file(self, path: str, value: Any) -> None:
-        version = FileVersion(value, self.layer, packages.cost(value))
-        self.fs.retained.spend(COST["file"] + len(path) + version.cost)
+    def read_file(self, path: str, kind: packages.Kind, member: tarfile.TarInfo, handle: BinaryIO) -> None:
+        value, cost = packages.read(kind, handle, member.size, path, self.layer, self.fs.retained)
+        self.put_file(path, FileVersion(value, self.layer, cost))
+
+    def put_file(self, path: str, version: FileVersion) -> None:
+        self.fs.retained.spend(COST["file"] + len(path))
         self.files[path] = version
 
     def put_link(self, path: str, target: str) -> None:
@@ -357,12 +360,12 @@ def _read_layer(stream: _Stream, layer: str, fs: Filesystem, read: Budget) -> No
                 changes.put_link(path, member.linkname)
             elif member.islnk() and kind is not None and (same := _linked(changes, member, layer)) is not None:
                 fs.remove(path)
-                changes.put_file(path, same.value)
+                changes.fs.retained.spend(same.cost)  # charged again: the versions may part ways
+                changes.put_file(path, FileVersion(same.value, layer, same.cost))
             elif member.isreg() and kind is not None:
                 fs.remove(path)
                 read.spend(min(member.size, kind.most))
-                handle = tar.extractfile(member)
-                changes.put_file(path, packages.read(kind, handle, member.size, path, layer))  # type: ignore[arg-type]
+                changes.read_file(path, kind, member, tar.extractfile(member))  # type: ignore[arg-type]
             elif member.isdir():
                 fs.drop(path)  # a directory merges with the one below; it only replaces a file
             else:

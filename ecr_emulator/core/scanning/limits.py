@@ -27,7 +27,8 @@ ENTRIES_PER_LAYER = 2_000_000
 PATH_MAX = 4096  # Linux's PATH_MAX: a longer entry path cannot be extracted by any runtime
 HEADER_MAX = 1 * MiB  # tar headers before one entry: pax records, GNU long names, sparse maps
 READ_MAX = 1024 * MiB  # bytes of wanted files read across the image, every version (parsing work)
-RETAINED_MAX = 64 * MiB  # what the scan keeps, as estimated by ``Budget`` charges (see ``COST``)
+RETAINED_MAX = 96 * MiB  # what the scan keeps, as estimated by ``Budget`` charges (see ``COST``)
+MAX_FINDINGS = 50_000  # findings of one scan, each a stored row (real images: a few thousand at most)
 ZSTD_MAX_WINDOW = 64 * MiB  # standard zstd levels use 8 MiB; only --long/--ultra go beyond
 SYMLINK_HOPS = 40
 

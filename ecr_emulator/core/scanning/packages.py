@@ -31,6 +31,7 @@ from ecr_emulator.core.scanning.limits import (
     PACKAGE_JSON_MAX,
     PACKAGE_JSON_VALUES,
     TEXT_PREFIX,
+    Budget,
     ScanError,
     size,
 )
@@ -44,6 +45,7 @@ DPKG_STANZAS = re.compile(r"var/lib/dpkg/status\.d/[^/]+")
 PYTHON_METADATA = re.compile(r"(?:.*/)?[^/]+\.(?:dist-info/METADATA|egg-info(?:/PKG-INFO)?)")
 NPM_PACKAGE = re.compile(r"(?:.*/)?node_modules/(?:@[^/]+/)?[^/]+/package\.json")
 MAX_NAME = 255
+Keep = Callable[[list["Package"], "Package"], list["Package"]]  # appends a record, charging the budget
 DPKG_FIELDS = frozenset({b"package", b"version", b"status", b"source", b"architecture"})
 APK_FIELDS = frozenset({"P", "V", "A", "o"})
 
@@ -100,19 +102,19 @@ def _dpkg_lines(stream: BinaryIO) -> Iterator[str]:
             yield _text(line)
 
 
-def parse_dpkg(stream: BinaryIO, path: str, layer: str | None) -> list[Package]:
-    out = []
+def parse_dpkg(stream: BinaryIO, path: str, layer: str | None, keep: Keep) -> list[Package]:
+    out: list[Package] = []
     for para in Deb822.iter_paragraphs(_dpkg_lines(stream)):
         name, version = para.get("Package"), para.get("Version")
         status = para.get("Status", "install ok installed")
         if not name or not version or not status.endswith(" installed"):
             continue
         source, source_version = _split_source(para.get("Source"), name, version)
-        out.append(Package(name, version, "dpkg", source, source_version, para.get("Architecture"), layer, path))
+        keep(out, Package(name, version, "dpkg", source, source_version, para.get("Architecture"), layer, path))
     return out
 
 
-def parse_apk(stream: BinaryIO, path: str, layer: str | None) -> list[Package]:
+def parse_apk(stream: BinaryIO, path: str, layer: str | None, keep: Keep) -> list[Package]:
     out: list[Package] = []
     fields: dict[str, str] = {}
 
@@ -120,7 +122,7 @@ def parse_apk(stream: BinaryIO, path: str, layer: str | None) -> list[Package]:
         name, version = fields.get("P"), fields.get("V")
         if name and version:
             origin = fields.get("o") or name
-            out.append(Package(name, version, "apk", origin, version, fields.get("A"), layer, path))
+            keep(out, Package(name, version, "apk", origin, version, fields.get("A"), layer, path))
         fields.clear()
 
     for line in _lines(stream):
@@ -137,7 +139,7 @@ def parse_apk(stream: BinaryIO, path: str, layer: str | None) -> list[Package]:
     return out
 
 
-def parse_python(stream: BinaryIO, path: str, layer: str | None) -> list[Package]:
+def parse_python(stream: BinaryIO, path: str, layer: str | None, keep: Keep) -> list[Package]:
     """Name and Version from the header block; the description after it is never read."""
     head = stream.read(METADATA_HEADER)
     end = re.search(rb"\r?\n\r?\n", head)
@@ -146,10 +148,10 @@ def parse_python(stream: BinaryIO, path: str, layer: str | None) -> list[Package
     if not name or not version or len(name) > MAX_NAME:
         return []
     name, version = name.strip(), version.strip()
-    return [Package(name, version, "python", normalize_package("PyPI", name), version, None, layer, path)]
+    return keep([], Package(name, version, "python", normalize_package("PyPI", name), version, None, layer, path))
 
 
-def parse_npm(stream: BinaryIO, path: str, layer: str | None) -> list[Package]:
+def parse_npm(stream: BinaryIO, path: str, layer: str | None, keep: Keep) -> list[Package]:
     data = stream.read(PACKAGE_JSON_MAX + 1)
     # json.loads builds every value: a few megabytes of "[[],[],...]" would be hundreds of MiB.
     values = sum(data.count(c) for c in (b",", b"[", b"{", b":"))
@@ -169,10 +171,10 @@ def parse_npm(stream: BinaryIO, path: str, layer: str | None) -> list[Package]:
         (name + version).encode()
     except UnicodeEncodeError:  # a lone surrogate ("\ud800") is valid JSON but no package name
         return []
-    return [Package(name, version, "npm", name, version, None, layer, path)]
+    return keep([], Package(name, version, "npm", name, version, None, layer, path))
 
 
-def read_text(stream: BinaryIO, path: str, layer: str | None) -> bytes:
+def read_text(stream: BinaryIO, path: str, layer: str | None, keep: Keep) -> bytes:
     return stream.read(TEXT_PREFIX)
 
 
@@ -181,7 +183,7 @@ class Kind:
     """A kind of wanted file: how it is read, the most read of one, and whether a larger one fails."""
 
     name: str
-    read: Callable[[BinaryIO, str, str | None], list[Package] | bytes]
+    read: Callable[[BinaryIO, str, str | None, Keep], list[Package] | bytes]
     most: int
     whole: bool  # True: read whole, a larger file fails the scan; False: only a prefix is read
 
@@ -206,16 +208,21 @@ def kind_of(path: str) -> Kind | None:
     return BY_GROUP[m.lastgroup] if m is not None and m.lastgroup else None
 
 
-def read(kind: Kind, stream: BinaryIO, file_size: int, path: str, layer: str) -> list[Package] | bytes:
-    """Read one wanted file as it streams past; ScanError if it is larger than its kind allows."""
+def read(kind: Kind, stream: BinaryIO, file_size: int, path: str, layer: str,
+         budget: Budget) -> tuple[list[Package] | bytes, int]:
+    """Read one wanted file as it streams past: what is kept of it, and its estimated cost, charged
+    to ``budget`` record by record. ScanError if it is larger than its kind allows."""
     if kind.whole and file_size > kind.most:
         raise ScanError(f"{path} in layer {layer} is larger than {size(kind.most)} "
                         f"(the scanner's limit for {kind.name})")
-    return kind.read(stream, path, layer)
+    before = budget.used
 
+    def keep(records: list[Package], pkg: Package) -> list[Package]:
+        budget.spend(pkg.cost() + 8)
+        records.append(pkg)
+        return records
 
-def cost(value: list[Package] | bytes) -> int:
-    """Estimated bytes a kept file holds: its bytes, or its records."""
+    value = kind.read(stream, path, layer, keep)
     if isinstance(value, bytes):
-        return len(value)
-    return sum(p.cost() + 8 for p in value)
+        budget.spend(len(value))
+    return value, budget.used - before

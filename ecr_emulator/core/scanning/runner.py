@@ -22,6 +22,7 @@ from ecr_emulator.core.context import Services
 from ecr_emulator.core.manifests import FOREIGN_LAYERS
 from ecr_emulator.core.naming import Scope
 from ecr_emulator.core.scanning import configuration, inventory, layers, matching, scans
+from ecr_emulator.core.scanning.limits import ScanError
 from ecr_emulator.core.vulndb import store
 from ecr_emulator.storage.models import Image, ImageScan, RegistrySetting, Repository
 
@@ -53,20 +54,18 @@ def scan(services: Services, scope: Scope, image_id: int) -> dict[str, Any]:
     layer_digests = [d for d, media_type, kind in blobs if kind == "layer" and media_type not in FOREIGN_LAYERS]
     config_digest = next((d for d, _, kind in blobs if kind == "config"), None)
     try:
-        fs = layers.apply_layers(
+        found = inventory.take(layers.apply_layers(  # the filesystem is dropped once inventoried
             [(d, lambda d=d: services.blobs.open(d)) for d in layer_digests],
             services.settings.scan_max_unpacked_bytes,
-        )
-        found = inventory.take(fs)
-    except layers.ScanError as exc:
+        ))
+        os_supported = found.os is not None and found.os.supported
+        if not os_supported and not any(p.kind in matching.LANGUAGE_ECOSYSTEMS for p in found.packages):
+            return {"status": scans.UNSUPPORTED}
+        with services.unit(scope) as ctx:
+            findings = matching.find(ctx.session, found)
+            updated = store.source_updated_at(ctx.session)
+    except ScanError as exc:
         return {"status": scans.FAILED, "description": f"ScanFailed: {exc}"}
-    os_supported = found.os is not None and found.os.supported
-    languages = [p for p in found.packages if p.kind in matching.LANGUAGE_ECOSYSTEMS]
-    if not os_supported and not languages:
-        return {"status": scans.UNSUPPORTED}
-    with services.unit(scope) as ctx:
-        findings = matching.find(ctx.session, found)
-        updated = store.source_updated_at(ctx.session)
     extra = _platform(services, config_digest)
     extra["platform"] = found.os.platform if found.os is not None else None
     for finding in findings:
