@@ -145,6 +145,7 @@ def metadata_60mib(d: Path) -> list[Path]:
 
 
 def metadata_1000x1mib(d: Path) -> list[Path]:
+    """1,000 METADATA files of 1 MiB each (a short header block, then the description)."""
     def entries() -> Entries:
         yield small("etc/os-release", OS_RELEASE)
         for i in range(1000):
@@ -155,6 +156,7 @@ def metadata_1000x1mib(d: Path) -> list[Path]:
 
 
 def million_entries(d: Path) -> list[Path]:
+    """A million empty files: tarfile's stream mode kept a TarInfo for each."""
     def entries() -> Entries:
         yield small("etc/os-release", OS_RELEASE)
         for i in range(1_000_000):
@@ -192,6 +194,23 @@ def dpkg_tiny_stanzas(d: Path) -> list[Path]:
     status = b"".join(b"Package: p%07d\nVersion: 1\n\n" % i for i in range(30 * MiB // 29))
     return [write_tar(d / "dpkgtiny.tgz", iter([small("etc/os-release", OS_RELEASE),
                                                  small("var/lib/dpkg/status", status)]))]
+
+
+def dpkg_one_stanza(d: Path) -> list[Path]:
+    """A 30 MiB status that is one stanza: the Package field repeated 2.6 million times."""
+    status = b"Package: p\n" * (30 * MiB // 11) + b"Version: 1\n"
+    return [write_tar(d / "dpkgone.tgz", iter([small("etc/os-release", OS_RELEASE),
+                                                small("var/lib/dpkg/status", status)]))]
+
+
+def status_d_1gib(d: Path) -> list[Path]:
+    """34 distroless-style status.d files of 31 MiB each: over a gigabyte of package databases."""
+    def entries() -> Entries:
+        yield small("etc/os-release", OS_RELEASE)
+        for i in range(34):
+            body = Repeat(31 * MiB, b"x" * 4096)
+            yield entry(f"var/lib/dpkg/status.d/p{i}", body.size), body
+    return [write_tar(d / "statusd.tgz", entries())]
 
 
 def dpkg_20x10mib(d: Path) -> list[Path]:
@@ -253,6 +272,44 @@ def gnu_longname_512mib(d: Path) -> list[Path]:
         small("data/after-the-header", b"x")]))]
 
 
+def _checksummed(header: bytearray) -> bytes:
+    header[148:156] = b" " * 8
+    header[148:156] = b"%06o\0 " % sum(header)
+    return bytes(header)
+
+
+def gnu_sparse_map(d: Path) -> list[Path]:
+    """A GNU sparse file whose map runs over 200,000 extension blocks (4.2 million extents)."""
+    header = bytearray(ustar("data/sparse", kind=tarfile.GNUTYPE_SPARSE))
+    header[482] = 1  # isextended: an extension block follows
+    extent = b"%011o\0%011o\0" % (1, 1)
+    more, last = extent * 21 + b"\x01" + bytes(7), extent * 21 + bytes(8)
+    def entries() -> Entries:
+        yield small("etc/os-release", OS_RELEASE)
+        yield _checksummed(header)
+        for _ in range(200):
+            yield more * 1000
+        yield last
+    return [write_tar(d / "sparse.tgz", entries())]
+
+
+def pax_global_headers(d: Path) -> list[Path]:
+    """20 global pax headers of 600 KB, each with new keys: tarfile merges them all into one dict."""
+    def entries() -> Entries:
+        yield small("etc/os-release", OS_RELEASE)
+        for n in range(20):
+            records = b"".join(b"14 k%07d=v\n" % (n * 50_000 + i) for i in range(43_000))
+            yield entry("pax_global_header", len(records), tarfile.XGLTYPE), io.BytesIO(records)
+            yield small(f"data/{n}", b"x")
+    return [write_tar(d / "paxglobal.tgz", entries())]
+
+
+def long_path(d: Path) -> list[Path]:
+    """An entry whose path (a pax record) is 5,000 characters long."""
+    return [write_tar(d / "longpath.tgz", iter([small("etc/os-release", OS_RELEASE),
+                                                 small("a/" * 2500 + "f", b"x")]))]
+
+
 def many_whiteouts(d: Path) -> list[Path]:
     """20,000 package.json files, then a layer of 200,000 whiteouts, 20,000 of them removing those.
 
@@ -298,12 +355,17 @@ CASES: dict[str, Callable[[Path], list[Path]]] = {
     "many-vulnerable-metadata": many_vulnerable_metadata,
     "dpkg-60mib": dpkg_60mib,
     "dpkg-tiny-stanzas": dpkg_tiny_stanzas,
+    "dpkg-one-stanza": dpkg_one_stanza,
+    "status-d-1gib": status_d_1gib,
     "dpkg-20x10mib": dpkg_20x10mib,
     "npm-deep": npm_deep,
     "npm-huge": npm_huge,
     "npm-wide": npm_wide,
     "pax-header-512mib": pax_header_512mib,
     "gnu-longname-512mib": gnu_longname_512mib,
+    "gnu-sparse-map": gnu_sparse_map,
+    "pax-global-headers": pax_global_headers,
+    "long-path": long_path,
     "many-whiteouts": many_whiteouts,
     "findings-45k": findings(45_000),
     "findings-70k": findings(70_000),

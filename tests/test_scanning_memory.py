@@ -10,6 +10,7 @@ run on the SQLite pass only (the live FAILED case is in test_scanning_bad_input.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -18,8 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from ecr_emulator.core.scanning import inventory, layers
 from tests import hostile_layers
-from tests.hostile_layers import MiB, dpkg_status
+from tests.hostile_layers import SITE, MiB, dpkg_status, metadata
+from tests.images import tar_layer
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = ROOT / "tests" / "scan_probe.py"
@@ -42,6 +45,9 @@ EXPECTED: dict[str, dict] = {
     "dpkg-60mib": {"error": "var/lib/dpkg/status in layer sha256:{layer0} is larger than 32 MiB "
                             "(the scanner's limit for package databases)"},
     "dpkg-tiny-stanzas": {"error": MEMORY},
+    "dpkg-one-stanza": {"packages": 1, "os": "UBUNTU_22_04"},
+    "status-d-1gib": {"error": "the image's package metadata files add up to more than 1 GiB "
+                               "(the scanner's read limit)"},
     "dpkg-20x10mib": {"packages": dpkg_status(10 * MiB, 19).count(b"\nPackage: ") + 1, "os": "UBUNTU_22_04"},
     "npm-deep": {"packages": 1, "os": "UBUNTU_22_04"},  # the deep documents are left out, "ip" is read
     "npm-huge": {"error": "app/node_modules/ip/package.json in layer sha256:{layer0} is larger than 4 MiB "
@@ -50,6 +56,11 @@ EXPECTED: dict[str, dict] = {
                           "JSON values (the scanner's limit for package.json)"},
     "pax-header-512mib": {"error": f"layer sha256:{{layer0}} {HEADERS}"},
     "gnu-longname-512mib": {"error": f"layer sha256:{{layer0}} {HEADERS}"},
+    "gnu-sparse-map": {"error": f"layer sha256:{{layer0}} {HEADERS}"},
+    "pax-global-headers": {"error": "layer sha256:{layer0} has global pax headers larger than 1 MiB "
+                                    "(the scanner's limit)"},
+    "long-path": {"error": "layer sha256:{layer0} has an entry whose path is longer than 4096 characters "
+                           "(Linux's PATH_MAX, the scanner's limit)"},
     "many-whiteouts": {"packages": 0, "os": "UBUNTU_22_04"},
     "zstd-window-64mib": {"packages": 0, "os": "UBUNTU_22_04"},
     "zstd-window-128mib": {"error": "layer sha256:{layer0} needs a zstd window of 128 MiB, more than 64 MiB "
@@ -99,7 +110,7 @@ def test_scan_job_with_many_findings_in_bounded_memory(hostile, case):
 
 
 def test_probe_measures_growth(tmp_path):
-    """The probe can fail: a scan that holds 300 MiB reads as over the limit (so the bound above means something)."""
+    """The probe can fail: a scan that holds 300 MiB more reads as 300 MiB (so the bound above means something)."""
     layer = hostile_layers.write_tar(tmp_path / "os.tgz", iter([hostile_layers.small("etc/os-release",
                                                                                      hostile_layers.OS_RELEASE)]))
     code = ("import runpy, sys\n"
@@ -113,5 +124,43 @@ def test_probe_measures_growth(tmp_path):
     done = subprocess.run([sys.executable, "-c", code, str(layer)], cwd=ROOT, capture_output=True, text=True,
                           timeout=120, check=True)
     result = json.loads(done.stdout.splitlines()[-1])
-    assert result["growth_mib"] > LIMIT_MIB, result
+    assert result["growth_mib"] >= 300, result
     assert result["outcome"] == {"packages": 0, "os": "UBUNTU_22_04"}
+
+
+def _apply(*layer_files: dict) -> layers.Filesystem:
+    blobs = [tar_layer(files) for files in layer_files]
+    return layers.apply_layers([(f"sha256:{i:064x}", lambda b=b: io.BytesIO(b)) for i, b in enumerate(blobs)],
+                               1 << 30)
+
+
+def test_kept_memory_is_given_back_when_removed():
+    """Whiteouts, opaque directories and replaced versions release what they charged: no leak."""
+    lower = {"etc/os-release": hostile_layers.OS_RELEASE,
+             f"{SITE}/a-1.0.dist-info/METADATA": metadata("a", "1.0"),
+             f"{SITE}/b-1.0.dist-info/METADATA": metadata("b", "1.0"),
+             "app/node_modules/c/package.json": b'{"name": "c", "version": "1.0.0"}',
+             "var/lib/dpkg/status.d/d": b"Package: d\nVersion: 1\n"}
+    fs = _apply(lower, {f"{SITE}/a-1.0.dist-info": None, "app/.wh..wh..opq": b""})
+    assert sorted(fs.files) == ["etc/os-release", f"{SITE}/b-1.0.dist-info/METADATA", "var/lib/dpkg/status.d/d"]
+    assert fs.retained.used > 0
+    fs = _apply(lower, {f"{SITE}/b-1.0.dist-info/METADATA": metadata("b", "2.0")}, {".wh..wh..opq": b""})
+    assert (fs.files, fs.links, fs.tree.root, fs.retained.used) == ({}, {}, {}, 0)
+
+
+def test_database_history_is_kept_as_first_layers_only():
+    """Each version of the dpkg status is parsed as it streams past; the history is (name, version) -> layer."""
+    v1 = dpkg_status_of(("tar", "1.0"), ("bash", "5.0"))
+    v2 = dpkg_status_of(("tar", "1.0"), ("bash", "5.1"), ("libssl3", "3.0"))
+    fs = _apply({"etc/os-release": hostile_layers.OS_RELEASE, "var/lib/dpkg/status": v1},
+                {"var/lib/dpkg/status": v2}, {"var/lib/dpkg/status": v2})
+    layer = [f"sha256:{i:064x}" for i in range(3)]
+    assert fs.introduced["var/lib/dpkg/status"] == {("tar", "1.0"): layer[0], ("bash", "5.0"): layer[0],
+                                                    ("bash", "5.1"): layer[1], ("libssl3", "3.0"): layer[1]}
+    found = {(p.name, p.version): p.layer for p in inventory.take(fs).packages}
+    assert found == {("tar", "1.0"): layer[0], ("bash", "5.1"): layer[1], ("libssl3", "3.0"): layer[1]}
+
+
+def dpkg_status_of(*packages: tuple[str, str]) -> bytes:
+    return b"".join(b"Package: %s\nStatus: install ok installed\nVersion: %s\nDescription: x\n long\n\n"
+                    % (n.encode(), v.encode()) for n, v in packages)

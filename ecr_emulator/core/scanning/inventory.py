@@ -12,7 +12,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 
-from ecr_emulator.core.scanning.layers import Filesystem, FileVersion
+from ecr_emulator.core.scanning.filesystem import Filesystem, FileVersion
 from ecr_emulator.core.scanning.packages import EXACT, PACKAGE_DATABASES, Package
 
 SUPPORTED_OS = ("debian", "ubuntu", "alpine")

@@ -21,186 +21,25 @@ from typing import BinaryIO
 import zstandard
 
 from ecr_emulator.core.scanning import packages
+from ecr_emulator.core.scanning.filesystem import Filesystem, FileVersion
 from ecr_emulator.core.scanning.limits import (
     COST,
     ENTRIES_PER_LAYER,
     HEADER_MAX,
     PATH_MAX,
-    SYMLINK_HOPS,
     ZSTD_MAX_WINDOW,
     Budget,
     ScanError,
     read_budget,
-    retained_budget,
     size,
     unpacked_budget,
 )
-from ecr_emulator.core.scanning.packages import PACKAGE_DATABASES, Package
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 READ_AHEAD = 64 * 1024  # tarfile's stream reader reads ahead of the entry it is on by up to 10 KiB
 
 __all__ = ["Filesystem", "FileVersion", "ScanError", "apply_layers", "clean_path"]
-
-
-@dataclass
-class FileVersion:
-    value: list[Package] | bytes  # a package database's or metadata file's records, or a text file's bytes
-    layer: str  # digest of the layer that wrote this version
-    cost: int  # estimated bytes held (charged to the scan's memory budget)
-
-
-class _Tree:
-    """The kept paths as a tree of names, so that removing a directory finds what is below it
-    without looking at every kept path. Each node is charged to the memory budget."""
-
-    def __init__(self, budget: Budget) -> None:
-        self.root: dict[str, dict] = {}
-        self.budget = budget
-
-    def add(self, path: str) -> None:
-        node = self.root
-        for part in path.split("/"):
-            child = node.get(part)
-            if child is None:
-                self.budget.spend(COST["directory"] + len(part))
-                child = node[part] = {}
-            node = child
-
-    def _chain(self, parts: list[str]) -> list[dict[str, dict]] | None:
-        chain = [self.root]
-        for part in parts:
-            node = chain[-1].get(part)
-            if node is None:
-                return None
-            chain.append(node)
-        return chain
-
-    def _unlink(self, chain: list[dict[str, dict]], parts: list[str]) -> None:
-        """Remove the (empty) last node of ``chain``, then the directories that leaves empty."""
-        for depth in range(len(parts), 0, -1):
-            if chain[depth]:
-                break
-            self.budget.release(COST["directory"] + len(parts[depth - 1]))
-            del chain[depth - 1][parts[depth - 1]]
-
-    def detach(self, path: str, keep_node: bool = False) -> list[str]:
-        """Remove everything below ``path`` (and its own node unless ``keep_node``): the paths removed."""
-        parts = path.split("/") if path else []
-        chain = self._chain(parts)
-        if chain is None:
-            return []
-        removed, stack = [], [(path, chain[-1])]
-        while stack:
-            prefix, node = stack.pop()
-            for name, child in node.items():
-                full = f"{prefix}/{name}" if prefix else name
-                removed.append(full)
-                self.budget.release(COST["directory"] + len(name))
-                stack.append((full, child))
-        chain[-1].clear()
-        if not keep_node and parts:
-            removed.append(path)
-            self._unlink(chain, parts)
-        return removed
-
-    def prune(self, path: str) -> None:
-        """Remove the node of ``path`` if nothing is below it."""
-        parts = path.split("/")
-        chain = self._chain(parts)
-        if chain is not None:
-            self._unlink(chain, parts)
-
-
-@dataclass
-class Filesystem:
-    """The merged view of the wanted files after the layers applied so far."""
-
-    retained: Budget = field(default_factory=retained_budget)
-    files: dict[str, FileVersion] = field(default_factory=dict)
-    links: dict[str, str] = field(default_factory=dict)
-    # For each package database: (name, version) -> the layer whose version of it first listed it.
-    introduced: dict[str, dict[tuple[str, str], str]] = field(default_factory=dict)
-    tree: _Tree = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.tree = _Tree(self.retained)
-
-    def _forget(self, path: str) -> None:
-        version = self.files.pop(path, None)
-        if version is not None:
-            self.retained.release(COST["file"] + len(path) + version.cost)
-        target = self.links.pop(path, None)
-        if target is not None:
-            self.retained.release(COST["link"] + len(path) + len(target))
-
-    def remove(self, path: str) -> None:
-        """Remove ``path`` and everything below it (a whiteout, or an entry replacing it)."""
-        if not path:
-            return
-        for key in self.tree.detach(path):
-            self._forget(key)
-
-    def remove_below(self, directory: str) -> None:
-        """Remove everything below ``directory`` ("" is the root): an opaque whiteout."""
-        for key in self.tree.detach(directory, keep_node=True):
-            self._forget(key)
-
-    def drop(self, path: str) -> None:
-        """Remove the file or symlink at ``path`` only (a directory entry merges with what is below)."""
-        if path in self.files or path in self.links:
-            self._forget(path)
-            self.tree.prune(path)
-
-    def put_link(self, path: str, target: str) -> None:
-        """A symlink replaces whatever was at ``path``, directory contents included."""
-        self.remove(path)
-        self.links[path] = target
-        self.tree.add(path)
-
-    def put_file(self, path: str, version: FileVersion) -> None:
-        """``version`` was charged when it was read; replacing an older version gives that back."""
-        self._forget(path)
-        self.files[path] = version
-        self.tree.add(path)
-        if path in PACKAGE_DATABASES and isinstance(version.value, list):
-            seen = self.introduced.setdefault(path, {})
-            for pkg in version.value:
-                if (pkg.name, pkg.version) not in seen:
-                    self.retained.spend(COST["introduced"] + len(pkg.name) + len(pkg.version))
-                    seen[(pkg.name, pkg.version)] = version.layer
-
-    def resolve(self, path: str) -> str | None:
-        """Follow symlinks as a chroot would: ``..`` and absolute targets stay inside the image."""
-        parts, done, hops = [p for p in path.split("/") if p], [], 0
-        while parts:
-            part = parts.pop(0)
-            if part in ("", "."):
-                continue
-            if part == "..":
-                if done:
-                    done.pop()
-                continue
-            candidate = "/".join([*done, part])
-            target = self.links.get(candidate)
-            if target is None:
-                done.append(part)
-                continue
-            hops += 1
-            if hops > SYMLINK_HOPS:
-                return None
-            if target.startswith("/"):
-                done = []
-            parts = [p for p in target.split("/") if p] + parts
-        return "/".join(done)
-
-    def read(self, path: str) -> FileVersion | None:
-        real = self.resolve(path)
-        return self.files.get(real) if real is not None else None
-
-    def matching(self, predicate: Callable[[str], bool]) -> list[tuple[str, FileVersion]]:
-        return sorted(((p, v) for p, v in self.files.items() if predicate(p)), key=lambda item: item[0])
 
 
 class _Stream:

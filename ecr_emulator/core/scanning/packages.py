@@ -92,13 +92,19 @@ def _split_source(field_value: str | None, name: str, version: str) -> tuple[str
 
 
 def _dpkg_lines(stream: BinaryIO) -> Iterator[str]:
-    """The lines Deb822 needs: the fields read (all single-line in dpkg's format) and stanza breaks."""
+    """The lines Deb822 needs: the first line of each field read (all single-line in dpkg's format)
+    and the stanza breaks. A stanza is at most five lines, however the file repeats a field."""
+    seen: set[bytes] = set()
     for line in _lines(stream):
         if line is None or line[:1] in (b" ", b"\t"):
             continue
         if not line.strip():
+            seen.clear()
             yield "\n"
-        elif line.partition(b":")[0].strip().lower() in DPKG_FIELDS:
+            continue
+        key = line.partition(b":")[0].strip().lower()
+        if key in DPKG_FIELDS and key not in seen:
+            seen.add(key)
             yield _text(line)
 
 
