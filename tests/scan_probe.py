@@ -18,7 +18,6 @@ import resource
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -58,26 +57,17 @@ def scan(paths: list[str]) -> dict[str, Any]:
         return {"error": str(exc)}
 
 
-def _store_blob(services: Any, data: bytes) -> str:
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    upload = uuid.uuid4().hex
-    services.blobs.create_upload(upload)
-    services.blobs.append(upload, [data])
-    services.blobs.commit(upload, digest)
-    return digest
-
-
 def job(paths: list[str]) -> dict[str, Any]:
-    """The scan-image job on an image of these layers; the baseline is taken once it is stored."""
+    """The scan-image job on an image of these layers, pushed and its push jobs run before the baseline."""
     from sqlalchemy import select
 
     from ecr_emulator.config import Settings
-    from ecr_emulator.core import repositories
+    from ecr_emulator.core import jobs, repositories, uploads
     from ecr_emulator.core.bootstrap import build_services
     from ecr_emulator.core.images import put
     from ecr_emulator.core.naming import Scope
-    from ecr_emulator.core.scanning import runner, scans
-    from ecr_emulator.storage.models import Blob, ImageScan, ImageScanFinding, RepositoryBlob
+    from ecr_emulator.core.scanning import scans
+    from ecr_emulator.storage.models import Image, ImageScan, ImageScanFinding
 
     with tempfile.TemporaryDirectory() as tmp:
         services = build_services(Settings(data_dir=tmp, job_workers=0))
@@ -85,27 +75,27 @@ def job(paths: list[str]) -> dict[str, Any]:
         config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers"}}).encode()
         blobs = [(config, "application/vnd.oci.image.config.v1+json")]
         blobs += [(Path(p).read_bytes(), OCI_LAYER) for p in paths]
-        with services.unit(scope, write=True) as ctx:
-            repo = repositories.create(ctx, "probe")
+        with services.unit(scope, write=True) as ctx:  # as the ECR layer API pushes: one part a blob
+            repositories.create(ctx, "probe")
             descriptors = []
             for data, media_type in blobs:
-                digest = _store_blob(services, data)
-                ctx.session.add(Blob(digest=digest, size=len(data), created_at=ctx.now))
-                ctx.session.flush()
-                ctx.session.add(RepositoryBlob(repository_id=repo.id, digest=digest, created_at=ctx.now))
+                upload = uploads.initiate(ctx, "probe")
+                uploads.upload_part(ctx, "probe", upload.id, 0, len(data) - 1, data)
+                digest = uploads.complete(ctx, "probe", upload.id, ["sha256:" + hashlib.sha256(data).hexdigest()])
                 descriptors.append({"mediaType": media_type, "digest": digest, "size": len(data)})
             manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                                    "config": descriptors[0], "layers": descriptors[1:]}).encode()
-            image = put.put_image(ctx, "probe", manifest, tag="probe").image
-            scans.begin(ctx, image, "BASIC")
-            payload = {"account": scope.account_id, "region": scope.region, "imageId": image.id,
-                       "scanType": "BASIC", "startedAt": ctx.now}
+            image_id = put.put_image(ctx, "probe", manifest, tag="probe").image.id
         del blobs
+        runner = jobs.JobRunner(services)
+        runner.run_due()  # the push's own jobs and the periodic tasks, before the baseline
+        with services.unit(scope, write=True) as ctx:
+            scans.begin(ctx, ctx.session.get(Image, image_id), "BASIC")
         baseline = baseline_kib()
-        runner.run_scan_job(services, payload)
+        runner.run_due()
         growth = peak_kib() - baseline
         with services.unit(scope) as ctx:
-            row = ctx.session.scalars(select(ImageScan).where(ImageScan.image_id == payload["imageId"])).one()
+            row = ctx.session.scalars(select(ImageScan).where(ImageScan.image_id == image_id)).one()
             findings = ctx.session.query(ImageScanFinding).filter_by(scan_id=row.id).count()
             outcome = {"status": row.status, "findings": findings}
             if row.status == scans.FAILED:
