@@ -164,11 +164,11 @@ def million_entries(d: Path) -> list[Path]:
     return [write_tar(d / "million.tgz", entries())]
 
 
-def symlinks_300k(d: Path) -> list[Path]:
-    """300,000 symlinks: each is kept (they resolve os-release and package databases)."""
+def symlinks_500k(d: Path) -> list[Path]:
+    """500,000 symlinks: each is kept (they resolve os-release and package databases)."""
     def entries() -> Entries:
         yield small("etc/os-release", OS_RELEASE)
-        for i in range(300_000):
+        for i in range(500_000):
             yield ustar(f"links/{i // 1000:03d}/{i:07d}", kind=tarfile.SYMTYPE, link=f"../../target/{i:07d}")
     return [write_tar(d / "symlinks.tgz", entries())]
 
@@ -351,7 +351,7 @@ CASES: dict[str, Callable[[Path], list[Path]]] = {
     "metadata-60mib": metadata_60mib,
     "metadata-1000x1mib": metadata_1000x1mib,
     "million-entries": million_entries,
-    "symlinks-300k": symlinks_300k,
+    "symlinks-500k": symlinks_500k,
     "many-vulnerable-metadata": many_vulnerable_metadata,
     "dpkg-60mib": dpkg_60mib,
     "dpkg-tiny-stanzas": dpkg_tiny_stanzas,

@@ -2,16 +2,18 @@
 
 Each file is kept as what was read of it (its package records, or a text file's first bytes) with
 the layer that wrote it; symlinks are kept to resolve os-release and the package databases as a
-chroot would. Kept paths also form a tree of names, so a whiteout or a directory replaced by a
-file removes what is below it without looking at every kept path. Everything kept (records,
-symlinks, tree nodes, the layer that first listed each package) is charged to the scan's memory
-budget and given back when it is removed.
+chroot would. Kept paths are also held in order (``sortedcontainers``), where everything below a
+directory is one range, so a whiteout or a directory replaced by a file removes what is below it
+without looking at every kept path. Everything kept (records, symlinks, the layer that first
+listed each package) is charged to the scan's memory budget and given back when it is removed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from sortedcontainers import SortedList
 
 from ecr_emulator.core.scanning.limits import COST, SYMLINK_HOPS, Budget, retained_budget
 from ecr_emulator.core.scanning.packages import PACKAGE_DATABASES, Package
@@ -24,68 +26,6 @@ class FileVersion:
     cost: int  # estimated bytes held (charged to the scan's memory budget)
 
 
-class _Tree:
-    """The kept paths as a tree of names, so that removing a directory finds what is below it
-    without looking at every kept path. Each node is charged to the memory budget."""
-
-    def __init__(self, budget: Budget) -> None:
-        self.root: dict[str, dict] = {}
-        self.budget = budget
-
-    def add(self, path: str) -> None:
-        node = self.root
-        for part in path.split("/"):
-            child = node.get(part)
-            if child is None:
-                self.budget.spend(COST["directory"] + len(part))
-                child = node[part] = {}
-            node = child
-
-    def _chain(self, parts: list[str]) -> list[dict[str, dict]] | None:
-        chain = [self.root]
-        for part in parts:
-            node = chain[-1].get(part)
-            if node is None:
-                return None
-            chain.append(node)
-        return chain
-
-    def _unlink(self, chain: list[dict[str, dict]], parts: list[str]) -> None:
-        """Remove the (empty) last node of ``chain``, then the directories that leaves empty."""
-        for depth in range(len(parts), 0, -1):
-            if chain[depth]:
-                break
-            self.budget.release(COST["directory"] + len(parts[depth - 1]))
-            del chain[depth - 1][parts[depth - 1]]
-
-    def detach(self, path: str, keep_node: bool = False) -> list[str]:
-        """Remove everything below ``path`` (and its own node unless ``keep_node``): the paths removed."""
-        parts = path.split("/") if path else []
-        chain = self._chain(parts)
-        if chain is None:
-            return []
-        removed, stack = [], [(path, chain[-1])]
-        while stack:
-            prefix, node = stack.pop()
-            for name, child in node.items():
-                full = f"{prefix}/{name}" if prefix else name
-                removed.append(full)
-                self.budget.release(COST["directory"] + len(name))
-                stack.append((full, child))
-        chain[-1].clear()
-        if not keep_node and parts:
-            removed.append(path)
-            self._unlink(chain, parts)
-        return removed
-
-    def prune(self, path: str) -> None:
-        """Remove the node of ``path`` if nothing is below it."""
-        parts = path.split("/")
-        chain = self._chain(parts)
-        if chain is not None:
-            self._unlink(chain, parts)
-
-
 @dataclass
 class Filesystem:
     """The merged view of the wanted files after the layers applied so far."""
@@ -95,48 +35,51 @@ class Filesystem:
     links: dict[str, str] = field(default_factory=dict)
     # For each package database: (name, version) -> the layer whose version of it first listed it.
     introduced: dict[str, dict[tuple[str, str], str]] = field(default_factory=dict)
-    tree: _Tree = field(init=False)
+    paths: SortedList = field(default_factory=SortedList)  # the keys of files and links, in order
 
-    def __post_init__(self) -> None:
-        self.tree = _Tree(self.retained)
+    def _below(self, directory: str) -> list[str]:
+        """Kept paths strictly below ``directory`` ("" is the root): one range, as "/" sorts just before "0"."""
+        if not directory:
+            return list(self.paths)
+        return list(self.paths.irange(directory + "/", directory + "0", inclusive=(True, False)))
 
     def _forget(self, path: str) -> None:
         version = self.files.pop(path, None)
         if version is not None:
             self.retained.release(COST["file"] + len(path) + version.cost)
+            self.paths.remove(path)
         target = self.links.pop(path, None)
         if target is not None:
             self.retained.release(COST["link"] + len(path) + len(target))
+            self.paths.remove(path)
 
     def remove(self, path: str) -> None:
         """Remove ``path`` and everything below it (a whiteout, or an entry replacing it)."""
-        if not path:
-            return
-        for key in self.tree.detach(path):
-            self._forget(key)
+        if path:
+            self.drop(path)
+            self.remove_below(path)
 
     def remove_below(self, directory: str) -> None:
         """Remove everything below ``directory`` ("" is the root): an opaque whiteout."""
-        for key in self.tree.detach(directory, keep_node=True):
+        for key in self._below(directory):
             self._forget(key)
 
     def drop(self, path: str) -> None:
         """Remove the file or symlink at ``path`` only (a directory entry merges with what is below)."""
         if path in self.files or path in self.links:
             self._forget(path)
-            self.tree.prune(path)
 
     def put_link(self, path: str, target: str) -> None:
         """A symlink replaces whatever was at ``path``, directory contents included."""
         self.remove(path)
         self.links[path] = target
-        self.tree.add(path)
+        self.paths.add(path)
 
     def put_file(self, path: str, version: FileVersion) -> None:
         """``version`` was charged when it was read; replacing an older version gives that back."""
-        self._forget(path)
+        self.drop(path)
         self.files[path] = version
-        self.tree.add(path)
+        self.paths.add(path)
         if path in PACKAGE_DATABASES and isinstance(version.value, list):
             seen = self.introduced.setdefault(path, {})
             for pkg in version.value:

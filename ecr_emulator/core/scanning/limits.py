@@ -35,7 +35,7 @@ SYMLINK_HOPS = 40
 
 # Estimated bytes of Python memory per kept object, beyond the lengths of its strings (measured
 # with tracemalloc on CPython 3.11, rounded up).
-COST = {"package": 400, "file": 200, "link": 250, "directory": 300, "introduced": 250}
+COST = {"package": 400, "file": 300, "link": 300, "introduced": 250}
 
 
 class ScanError(Exception):
