@@ -65,6 +65,7 @@ EXPECTED: dict[str, dict] = {
     "zstd-window-64mib": {"packages": 0, "os": "UBUNTU_22_04"},
     "zstd-window-128mib": {"error": "layer sha256:{layer0} needs a zstd window of 128 MiB, more than 64 MiB "
                                     "(the scanner's limit; standard zstd levels use 8 MiB)"},
+    "worst-together": {"packages": 115_000, "os": "UBUNTU_22_04"},
 }
 # The whole scan-image job (match and store the findings), on a fresh data directory.
 JOB_EXPECTED: dict[str, dict] = {
