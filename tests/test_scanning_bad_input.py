@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
+from tests import hostile_layers
 from tests.conftest import make_client
 from tests.images import OCI_LAYER, push_via_api, tar_layer
 from tests.scan_images import DEBIAN_9, SITE, dist_info, finding_set, gz_layer, raw_image, scan_and_wait
@@ -127,3 +128,44 @@ def test_decompression_bomb_fails(tmp_path):
         assert scan_and_wait(ecr, live, "bomb", ok.digest)["imageScanStatus"]["status"] == "COMPLETE"
     finally:
         live.stop()
+
+
+def _worker_memory_kib(live, field: str, reset_peak: bool = False) -> int:
+    """VmRSS or VmHWM (peak resident set) of the server's one worker process, where scans run.
+    ``reset_peak`` first sets the peak to the current resident set (Linux's clear_refs "5")."""
+    pid = live.process.pid
+    (worker,) = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    if reset_peak:
+        Path(f"/proc/{worker}/clear_refs").write_text("5")
+    status = Path(f"/proc/{worker}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith(f"{field}:")))
+
+
+@pytest.fixture(scope="module")
+def one_worker(tmp_path_factory):
+    """A server with one worker process and no background job threads: scans run when asked, there."""
+    live = start_server(tmp_path_factory.mktemp("memory") / "data", "--workers", "1", "--job-workers", "0")
+    yield live
+    live.stop()
+
+
+@pytest.mark.parametrize("case,reason", [
+    ("pax-header-512mib", "has tar headers larger than 1 MiB before one entry (the scanner's limit for pax "
+                          "headers, long names and sparse maps)"),
+    ("symlinks-500k", "need more than 96 MiB of scanner memory (the scanner's memory limit)"),
+    ("findings-70k", "ScanFailed: the image has more than 50000 findings (the scanner's limit)"),
+])
+def test_hostile_image_fails_naming_the_limit_in_bounded_memory(one_worker, tmp_path, case, reason):
+    """Pushed through boto3 and scanned by the live server: FAILED with the limit, worker growth < 256 MiB."""
+    ecr = make_client(one_worker)
+    repo = f"hostile-{case}"
+    ecr.create_repository(repositoryName=repo)
+    layer_files = hostile_layers.CASES[case](tmp_path)
+    image = raw_image([gz_layer(_python_files()), *[(p.read_bytes(), OCI_LAYER) for p in layer_files]])
+    push_via_api(ecr, repo, image)
+    one_worker.run_jobs()  # the worker has loaded everything a scan needs before the baseline
+    baseline = _worker_memory_kib(one_worker, "VmRSS", reset_peak=True)
+    status = scan_and_wait(ecr, one_worker, repo, image.digest)["imageScanStatus"]
+    assert status["status"] == "FAILED"
+    assert status["description"].startswith("ScanFailed: ") and reason in status["description"], status
+    assert (_worker_memory_kib(one_worker, "VmHWM") - baseline) / 1024 < 256

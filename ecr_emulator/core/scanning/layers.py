@@ -1,17 +1,17 @@
-"""Applying an image's layers in order, in memory, keeping only the files the scanner reads.
+"""Applying an image's layers in order, in memory, keeping only what the scanner reads.
 
 Nothing is ever extracted to disk: each layer is streamed (gzip, zstd or plain tar, recognised
-by its magic bytes, whatever the media type claims) and only package databases, os-release and
-language package metadata are read, each under a size limit. OCI whiteouts (``.wh.<name>`` and the
-opaque ``.wh..wh..opq``) remove what lower layers put there. A decompression bomb hits the
-image-wide byte budget, an entry that climbs out of the root with ``..`` is refused: either ends
-the scan as FAILED with that reason instead of a crash.
+by its magic bytes, whatever the media type claims) and each wanted file is read as it streams
+past (``packages``) and kept as its package records. OCI whiteouts (``.wh.<name>`` and the opaque
+``.wh..wh..opq``) remove what lower layers put there. The limits in ``limits`` are enforced as
+the stream goes: a decompression bomb, oversized tar headers, a file over its kind's limit or
+more records than the memory budget end the scan as FAILED with that reason, and so does an
+entry that climbs out of the root with ``..``.
 """
 
 from __future__ import annotations
 
 import gzip
-import re
 import tarfile
 import zlib
 from collections.abc import Callable
@@ -20,124 +20,54 @@ from typing import BinaryIO
 
 import zstandard
 
-MAX_FILE_BYTES = 64 * 1024 * 1024
-MAX_ENTRIES_PER_LAYER = 2_000_000
-MAX_SYMLINK_HOPS = 40
-ZSTD_MAX_WINDOW = 1 << 27
+from ecr_emulator.core.scanning import packages
+from ecr_emulator.core.scanning.filesystem import Filesystem, FileVersion
+from ecr_emulator.core.scanning.limits import (
+    COST,
+    ENTRIES_PER_LAYER,
+    HEADER_MAX,
+    PATH_MAX,
+    ZSTD_MAX_WINDOW,
+    Budget,
+    ScanError,
+    read_budget,
+    size,
+    unpacked_budget,
+)
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+READ_AHEAD = 64 * 1024  # tarfile's stream reader reads ahead of the entry it is on by up to 10 KiB
 
-# Files whose every version matters (to tell which layer introduced each package).
-PACKAGE_DATABASES = ("var/lib/dpkg/status", "lib/apk/db/installed")
-WANTED_EXACT = frozenset({*PACKAGE_DATABASES, "etc/os-release", "usr/lib/os-release", "etc/debian_version",
-                          "etc/alpine-release"})
-WANTED_PATTERN = re.compile(
-    r"var/lib/dpkg/status\.d/[^/]+"
-    r"|(?:.*/)?[^/]+\.dist-info/METADATA"
-    r"|(?:.*/)?[^/]+\.egg-info(?:/PKG-INFO)?"
-    r"|(?:.*/)?node_modules/(?:@[^/]+/)?[^/]+/package\.json"
-)
+__all__ = ["Filesystem", "FileVersion", "ScanError", "apply_layers", "clean_path"]
 
 
-class ScanError(Exception):
-    """The image cannot be scanned; the message becomes the FAILED status description."""
+class _Stream:
+    """The decompressed layer as tarfile reads it: charges every byte to the image's unpacked
+    budget, and fails once tarfile reads more than HEADER_MAX of headers past the end of the
+    last entry's data (pax records, GNU long names and sparse maps are read into memory whole)."""
 
+    def __init__(self, inner: BinaryIO, head: bytes, budget: Budget, layer: str) -> None:
+        self.inner, self.head, self.budget, self.layer = inner, head, budget, layer
+        self.pos, self.until = 0, HEADER_MAX + READ_AHEAD
 
-def wanted(path: str) -> bool:
-    return path in WANTED_EXACT or WANTED_PATTERN.fullmatch(path) is not None
+    def allow_headers_after(self, offset: int) -> None:
+        self.until = offset + HEADER_MAX + READ_AHEAD
 
-
-@dataclass
-class FileVersion:
-    data: bytes
-    layer: str  # digest of the layer that wrote this version
-
-
-@dataclass
-class Filesystem:
-    """The merged view of the wanted files after the layers applied so far."""
-
-    files: dict[str, FileVersion] = field(default_factory=dict)
-    links: dict[str, str] = field(default_factory=dict)
-    # Every version of each package database, oldest first (None: deleted by that layer).
-    history: dict[str, list[tuple[str, bytes | None]]] = field(default_factory=dict)
-
-    def remove(self, path: str, layer: str) -> None:
-        """Remove ``path`` and everything below it (a whiteout, or an entry replacing it)."""
-        prefix = path + "/"
-        for table in (self.files, self.links):
-            for key in [k for k in table if k == path or k.startswith(prefix)]:
-                del table[key]
-                if table is self.files and key in PACKAGE_DATABASES:
-                    self.history.setdefault(key, []).append((layer, None))
-
-    def resolve(self, path: str) -> str | None:
-        """Follow symlinks as a chroot would: ``..`` and absolute targets stay inside the image."""
-        parts, done, hops = [p for p in path.split("/") if p], [], 0
-        while parts:
-            part = parts.pop(0)
-            if part in ("", "."):
-                continue
-            if part == "..":
-                if done:
-                    done.pop()
-                continue
-            candidate = "/".join([*done, part])
-            target = self.links.get(candidate)
-            if target is None:
-                done.append(part)
-                continue
-            hops += 1
-            if hops > MAX_SYMLINK_HOPS:
-                return None
-            if target.startswith("/"):
-                done = []
-            parts = [p for p in target.split("/") if p] + parts
-        return "/".join(done)
-
-    def read(self, path: str) -> FileVersion | None:
-        real = self.resolve(path)
-        return self.files.get(real) if real is not None else None
-
-    def matching(self, predicate: Callable[[str], bool]) -> list[tuple[str, FileVersion]]:
-        return sorted((p, v) for p, v in self.files.items() if predicate(p))
-
-
-class _Budget:
-    """Counts decompressed bytes across the whole image."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.used = 0
-
-    def spend(self, n: int) -> None:
-        self.used += n
-        if self.used > self.limit:
-            raise ScanError(
-                f"image layers decompress to more than {self.limit} bytes (possible decompression bomb)"
-            )
-
-
-class _Counted:
-    """A read-only stream that charges every byte it yields to the budget."""
-
-    def __init__(self, inner: BinaryIO, head: bytes, budget: _Budget) -> None:
-        self.inner, self.head, self.budget = inner, head, budget
-
-    def read(self, n: int = -1) -> bytes:
+    def read(self, n: int) -> bytes:  # tarfile's stream reader always asks for a size
         if self.head:
-            chunk = self.head if n < 0 else self.head[:n]
-            self.head = self.head[len(chunk):]
-            if n < 0:
-                chunk += self.inner.read()
+            chunk, self.head = self.head[:n], self.head[n:]
         else:
             chunk = self.inner.read(n)
+        self.pos += len(chunk)
+        if self.pos > self.until:
+            raise ScanError(f"layer {self.layer} has tar headers larger than {size(HEADER_MAX)} before one "
+                            "entry (the scanner's limit for pax headers, long names and sparse maps)")
         self.budget.spend(len(chunk))
         return chunk
 
 
-class _Prefixed:
+class _Replay:
     """Replays the bytes read to sniff the format, then continues with the blob."""
 
     def __init__(self, head: bytes, rest: BinaryIO) -> None:
@@ -153,18 +83,22 @@ class _Prefixed:
         return out
 
 
-def _decompressed(blob: BinaryIO, budget: _Budget) -> _Counted:
+def _decompressed(blob: BinaryIO, budget: Budget, layer: str) -> _Stream:
     head = blob.read(512)
-    source = _Prefixed(head, blob)
+    source = _Replay(head, blob)
     if head.startswith(GZIP_MAGIC):
-        return _Counted(gzip.GzipFile(fileobj=source), b"", budget)  # type: ignore[arg-type]
+        return _Stream(gzip.GzipFile(fileobj=source), b"", budget, layer)  # type: ignore[arg-type]
     if head.startswith(ZSTD_MAGIC):
+        window = zstandard.get_frame_parameters(head).window_size
+        if window > ZSTD_MAX_WINDOW:
+            raise ScanError(f"layer {layer} needs a zstd window of {size(window)}, more than {size(ZSTD_MAX_WINDOW)} "
+                            "(the scanner's limit; standard zstd levels use 8 MiB)")
         reader = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW).stream_reader(
             source, read_across_frames=True
         )
-        return _Counted(reader, b"", budget)  # type: ignore[arg-type]
+        return _Stream(reader, b"", budget, layer)  # type: ignore[arg-type]
     if len(head) == 512 and (head[257:262] == b"ustar" or head == bytes(512)):
-        return _Counted(blob, head, budget)
+        return _Stream(blob, head, budget, layer)
     if not head:
         raise ScanError("empty layer blob")
     raise ScanError("unsupported layer compression (not gzip, zstd or an uncompressed tar)")
@@ -172,6 +106,9 @@ def _decompressed(blob: BinaryIO, budget: _Budget) -> _Counted:
 
 def clean_path(name: str, layer: str) -> str:
     """The entry's path below the root; ScanError if ``..`` would climb out of it."""
+    if len(name) > PATH_MAX:
+        raise ScanError(f"layer {layer} has an entry whose path is longer than {PATH_MAX} characters "
+                        "(Linux's PATH_MAX, the scanner's limit)")
     out: list[str] = []
     for part in name.replace("\\", "/").split("/"):
         if part in ("", "."):
@@ -186,81 +123,107 @@ def clean_path(name: str, layer: str) -> str:
 
 
 @dataclass
-class _LayerChanges:
-    deleted: list[str] = field(default_factory=list)  # whiteouts; "" means the whole root
-    opaque: list[str] = field(default_factory=list)
-    files: dict[str, bytes] = field(default_factory=dict)
+class _Layer:
+    """One layer's own files and symlinks, landed on the filesystem once the layer is read (its
+    whiteouts apply to lower layers only, so they are applied as they stream past)."""
+
+    fs: Filesystem
+    layer: str
+    files: dict[str, FileVersion] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)
-    replaced: set[str] = field(default_factory=set)  # directories / other entries shadowing a path
+
+    def forget(self, path: str) -> None:
+        """A later entry for the same path replaces an earlier one."""
+        version = self.files.pop(path, None)
+        if version is not None:
+            self.fs.retained.release(COST["file"] + len(path) + version.cost)
+        target = self.links.pop(path, None)
+        if target is not None:
+            self.fs.retained.release(COST["link"] + len(path) + len(target))
+
+    def read_file(self, path: str, kind: packages.Kind, member: tarfile.TarInfo, handle: BinaryIO) -> None:
+        value, cost = packages.read(kind, handle, member.size, path, self.layer, self.fs.retained)
+        self.put_file(path, FileVersion(value, self.layer, cost))
+
+    def put_file(self, path: str, version: FileVersion) -> None:
+        self.fs.retained.spend(COST["file"] + len(path))
+        self.files[path] = version
+
+    def put_link(self, path: str, target: str) -> None:
+        self.fs.retained.spend(COST["link"] + len(path) + len(target))
+        self.links[path] = target
+
+    def land(self) -> None:
+        for path, target in self.links.items():
+            self.fs.put_link(path, target)
+        for path, version in self.files.items():
+            self.fs.put_file(path, version)
 
 
-def _read_layer(stream: _Counted, layer: str) -> _LayerChanges:
-    changes = _LayerChanges()
-    entries = 0
+def _global_headers_size(tar: tarfile.TarFile) -> int:
+    return sum(len(k) + len(v) for k, v in tar.pax_headers.items())
+
+
+def _linked(changes: _Layer, member: tarfile.TarInfo, layer: str) -> FileVersion | None:
+    """The version a hard link shares, when it links to a wanted file of the same layer."""
+    return changes.files.get(clean_path(member.linkname, layer))
+
+
+def _read_layer(stream: _Stream, layer: str, fs: Filesystem, read: Budget) -> None:
+    changes = _Layer(fs, layer)
+    entries, globals_seen = 0, 0
     with tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
-        for member in tar:
+        while (member := tar.next()) is not None:
+            tar.members.clear()  # stream mode keeps every entry otherwise: a million is gigabytes
+            stream.allow_headers_after(tar.offset)
+            if len(tar.pax_headers) != globals_seen:  # global pax headers accumulate across entries
+                globals_seen = len(tar.pax_headers)
+                if _global_headers_size(tar) > HEADER_MAX:
+                    raise ScanError(f"layer {layer} has global pax headers larger than {size(HEADER_MAX)} "
+                                    "(the scanner's limit)")
             entries += 1
-            if entries > MAX_ENTRIES_PER_LAYER:
-                raise ScanError(f"layer {layer} has more than {MAX_ENTRIES_PER_LAYER} entries")
+            if entries > ENTRIES_PER_LAYER:
+                raise ScanError(f"layer {layer} has more than {ENTRIES_PER_LAYER} entries (the scanner's limit)")
             path = clean_path(member.name, layer)
             head, _, base = path.rpartition("/")
             if base == ".wh..wh..opq":
-                changes.opaque.append(head)
+                fs.remove_below(head)
                 continue
             if base.startswith(".wh."):
-                changes.deleted.append(f"{head}/{base[4:]}" if head else base[4:])
+                fs.remove(f"{head}/{base[4:]}" if head else base[4:])
                 continue
+            changes.forget(path)
+            kind = packages.kind_of(path)
             if member.issym():
-                changes.links[path] = member.linkname
-            elif member.islnk():
-                target = clean_path(member.linkname, layer)
-                if wanted(path) and target in changes.files:
-                    changes.files[path] = changes.files[target]
-            elif member.isreg() and wanted(path):
-                if member.size > MAX_FILE_BYTES:
-                    raise ScanError(f"{path} in layer {layer} is larger than {MAX_FILE_BYTES} bytes")
-                handle = tar.extractfile(member)
-                changes.files[path] = handle.read() if handle is not None else b""
+                fs.remove(path)
+                changes.put_link(path, member.linkname)
+            elif member.islnk() and kind is not None and (same := _linked(changes, member, layer)) is not None:
+                fs.remove(path)
+                changes.fs.retained.spend(same.cost)  # charged again: the versions may part ways
+                changes.put_file(path, FileVersion(same.value, layer, same.cost))
+            elif member.isreg() and kind is not None:
+                fs.remove(path)
+                read.spend(min(member.size, kind.most))
+                changes.read_file(path, kind, member, tar.extractfile(member))  # type: ignore[arg-type]
+            elif member.isdir():
+                fs.drop(path)  # a directory merges with the one below; it only replaces a file
             else:
-                changes.replaced.add(path)
-    return changes
-
-
-def _apply(fs: Filesystem, changes: _LayerChanges, layer: str) -> None:
-    """Whiteouts hide lower layers only; then this layer's own entries land on top."""
-    for directory in changes.opaque:
-        prefix = directory + "/" if directory else ""
-        for key in [k for k in (*fs.files, *fs.links) if k.startswith(prefix) and k != directory]:
-            fs.remove(key, layer)
-    for path in changes.deleted:
-        fs.remove(path, layer)
-    for path in changes.replaced:  # a directory merges with the one below; it only replaces a file
-        if path in fs.files or path in fs.links:
-            fs.files.pop(path, None)
-            fs.links.pop(path, None)
-    for path, target in changes.links.items():
-        fs.remove(path, layer)
-        fs.links[path] = target
-    for path, data in changes.files.items():
-        fs.links.pop(path, None)
-        fs.files[path] = FileVersion(data, layer)
-        if path in PACKAGE_DATABASES:
-            fs.history.setdefault(path, []).append((layer, data))
+                fs.remove(path)
+    changes.land()
 
 
 def apply_layers(layers: list[tuple[str, Callable[[], BinaryIO]]], max_unpacked: int) -> Filesystem:
     """Apply (digest, opener) layers bottom to top. Raises ScanError for anything unreadable."""
-    fs, budget = Filesystem(), _Budget(max_unpacked)
+    fs, unpacked, read = Filesystem(), unpacked_budget(max_unpacked), read_budget()
     for digest, opener in layers:
         try:
             with opener() as blob:
-                changes = _read_layer(_decompressed(blob, budget), digest)
+                _read_layer(_decompressed(blob, unpacked, digest), digest, fs, read)
         except ScanError:
             raise
         except FileNotFoundError as exc:
             raise ScanError(f"layer {digest} is not available in the registry") from exc
         except (tarfile.TarError, EOFError, OSError, zlib.error, zstandard.ZstdError, ValueError,
-                UnicodeError) as exc:
+                UnicodeError, RecursionError) as exc:
             raise ScanError(f"layer {digest} is corrupt or not a tar archive ({exc})") from exc
-        _apply(fs, changes, digest)
     return fs

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from ecr_emulator.core.scanning.inventory import Inventory, Package
+from ecr_emulator.core.scanning.limits import MAX_FINDINGS, ScanError
 from ecr_emulator.core.vulndb import severity, store, versions
 from ecr_emulator.storage.models import VulnAdvisory, VulnAffected
 
@@ -105,7 +106,8 @@ def _uri(advisory: VulnAdvisory) -> str:
     return refs[0]["url"] if refs else OSV_URL.format(advisory.osv_id)
 
 
-def _finding(pkg: Package, advisory: VulnAdvisory, entry: VulnAffected, fixed_in: str | None) -> dict[str, Any]:
+def _advisory_part(advisory: VulnAdvisory, entry: VulnAffected) -> dict[str, Any]:
+    """What every finding of one affected entry shares (built once, its values shared by all)."""
     scores = severity.parse_cvss(advisory.severity or [])
     return {
         "name": advisory.name,
@@ -121,6 +123,12 @@ def _finding(pkg: Package, advisory: VulnAdvisory, entry: VulnAffected, fixed_in
         "published": advisory.published,
         "modified": advisory.modified,
         "ecosystem": entry.ecosystem,
+    }
+
+
+def _finding(pkg: Package, shared: dict[str, Any], fixed_in: str | None) -> dict[str, Any]:
+    return {
+        **shared,
         "fixedIn": fixed_in,
         "package": {
             "name": pkg.name, "version": pkg.version, "kind": pkg.kind, "sourceName": pkg.source_name,
@@ -130,7 +138,7 @@ def _finding(pkg: Package, advisory: VulnAdvisory, entry: VulnAffected, fixed_in
 
 
 def find(session: Session, inventory: Inventory) -> list[dict[str, Any]]:
-    """Every finding for the inventory, most severe first."""
+    """Every finding for the inventory, most severe first; ScanError past MAX_FINDINGS."""
     wanted: dict[tuple[str, str], list[Package]] = defaultdict(list)
     for pkg in inventory.packages:
         for ecosystem in _ecosystems(inventory, pkg):
@@ -142,14 +150,18 @@ def find(session: Session, inventory: Inventory) -> list[dict[str, Any]]:
     for ecosystem, names in by_ecosystem.items():
         for entry, advisory in store.affected_rows(session, [ecosystem], names):
             family = versions.family(entry.ecosystem)
+            shared = None
             for pkg in wanted.get((entry.ecosystem, entry.package), []):
                 hit, fixed_in = affects(family, pkg, entry)
                 if not hit:
                     continue
+                shared = shared or _advisory_part(advisory, entry)
                 key = (advisory.name, pkg.name, pkg.version, pkg.path)
-                found = _finding(pkg, advisory, entry, fixed_in)
+                found = _finding(pkg, shared, fixed_in)
                 if key not in findings or _rank(found) < _rank(findings[key]):
                     findings[key] = found
+                    if len(findings) > MAX_FINDINGS:
+                        raise ScanError(f"the image has more than {MAX_FINDINGS} findings (the scanner's limit)")
     return sorted(findings.values(), key=lambda f: (_rank(f), f["name"], f["package"]["name"], f["package"]["version"]))
 
 

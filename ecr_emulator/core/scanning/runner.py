@@ -46,7 +46,8 @@ def _platform(services: Services, config_digest: str | None) -> dict[str, str | 
 def scan(services: Services, scope: Scope, image_id: int) -> dict[str, Any]:
     """Scan one image now. Returns the outcome as keyword arguments for ``scans.finish``."""
     # the layer reader, package parsers and matcher load on the first scan, not at start-up
-    from ecr_emulator.core.scanning import inventory, layers, matching
+    from ecr_emulator.core.scanning import inventory, layers, matching  # loaded on first use (start-up time)
+    from ecr_emulator.core.scanning.limits import ScanError
 
     with services.unit(scope) as ctx:
         image = ctx.session.get(Image, image_id)
@@ -56,20 +57,18 @@ def scan(services: Services, scope: Scope, image_id: int) -> dict[str, Any]:
     layer_digests = [d for d, media_type, kind in blobs if kind == "layer" and media_type not in FOREIGN_LAYERS]
     config_digest = next((d for d, _, kind in blobs if kind == "config"), None)
     try:
-        fs = layers.apply_layers(
+        found = inventory.take(layers.apply_layers(  # the filesystem is dropped once inventoried
             [(d, lambda d=d: services.blobs.open(d)) for d in layer_digests],
             services.settings.scan_max_unpacked_bytes,
-        )
-        found = inventory.take(fs)
-    except layers.ScanError as exc:
+        ))
+        os_supported = found.os is not None and found.os.supported
+        if not os_supported and not any(p.kind in matching.LANGUAGE_ECOSYSTEMS for p in found.packages):
+            return {"status": scans.UNSUPPORTED}
+        with services.unit(scope) as ctx:
+            findings = matching.find(ctx.session, found)
+            updated = store.source_updated_at(ctx.session)
+    except ScanError as exc:
         return {"status": scans.FAILED, "description": f"ScanFailed: {exc}"}
-    os_supported = found.os is not None and found.os.supported
-    languages = [p for p in found.packages if p.kind in matching.LANGUAGE_ECOSYSTEMS]
-    if not os_supported and not languages:
-        return {"status": scans.UNSUPPORTED}
-    with services.unit(scope) as ctx:
-        findings = matching.find(ctx.session, found)
-        updated = store.source_updated_at(ctx.session)
     extra = _platform(services, config_digest)
     extra["platform"] = found.os.platform if found.os is not None else None
     for finding in findings:

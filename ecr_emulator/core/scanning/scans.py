@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 
 from ecr_emulator.core import errors, jobs, pagination, repositories
 from ecr_emulator.core.context import Context
@@ -30,6 +30,7 @@ DESCRIPTIONS = {
     UNSUPPORTED: "UnsupportedImageError: The operating system and/or package manager are not supported.",
     ACTIVE: "Continuous scan is selected for image.",
 }
+BATCH = 1000  # findings written (and earlier ones read) per statement
 QUOTA_MESSAGE = "The scan quota per image has been exceeded. Wait and try again."
 
 
@@ -144,12 +145,17 @@ def finish(ctx: Context, image_id: int, scan_type: str, started_at: float, statu
     ).first()
     if row is None or row.started_at != started_at:
         return False
-    first_seen = {_key(f.data): f.data.get("firstObservedAt") for f in
-                  ctx.session.scalars(select(ImageScanFinding).where(ImageScanFinding.scan_id == row.id))}
+    previous = ctx.session.scalars(select(ImageScanFinding.data).where(ImageScanFinding.scan_id == row.id)
+                                   .execution_options(yield_per=BATCH))
+    first_seen = {_key(data): data.get("firstObservedAt") for data in previous}
     ctx.session.execute(delete(ImageScanFinding).where(ImageScanFinding.scan_id == row.id))
-    for position, finding in enumerate(findings or []):
-        finding["firstObservedAt"] = first_seen.get(_key(finding)) or ctx.now
-        ctx.session.add(ImageScanFinding(scan_id=row.id, position=position, data=finding))
+    findings = findings or []
+    for start in range(0, len(findings), BATCH):  # rows in batches: no ORM object per finding
+        batch = findings[start:start + BATCH]
+        for finding in batch:
+            finding["firstObservedAt"] = first_seen.get(_key(finding)) or ctx.now
+        ctx.session.execute(insert(ImageScanFinding), [
+            {"scan_id": row.id, "position": start + i, "data": finding} for i, finding in enumerate(batch)])
     row.status, row.description = status, description or DESCRIPTIONS.get(status)
     row.completed_at = ctx.now
     row.source_updated_at, row.severity_counts, row.operating_system = source_updated_at, counts, operating_system
