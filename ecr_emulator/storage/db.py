@@ -55,13 +55,15 @@ class Database:
     def transaction(self, write: bool = False) -> Iterator[Session]:
         """One transaction: commit on success, roll back everything on any exception."""
         with self.engine.connect() as conn:
-            conn = conn.execution_options(**{_WRITE: write})
+            info = conn.connection.info  # read by BEGIN on SQLite (_configure_sqlite)
+            info[_WRITE] = write
             session = self._sessions(bind=conn)
             try:
                 with session.begin():
                     yield session
             finally:
                 session.close()
+                info[_WRITE] = False
 
     def run(self, fn, write: bool = False):  # type: ignore[no-untyped-def]
         """Run ``fn(session)`` in a transaction, again when a concurrent writer got in the way
@@ -145,6 +147,11 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn):  # type: ignore[no-untyped-def]
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
+    # We emit BEGIN ourselves, in the dialect's begin step rather than in a "begin" event: the
+    # event ran BEGIN through SQLAlchemy's whole statement machinery (a quarter of a small
+    # transaction's cost), and any engine event makes every later statement dispatch events.
+    # A failure here is wrapped like any statement's (a busy database is retried).
+    def do_begin(dbapi_connection):  # type: ignore[no-untyped-def]
+        dbapi_connection.driver_connection.execute("BEGIN IMMEDIATE" if dbapi_connection.info.get(_WRITE) else "BEGIN")
+
+    engine.dialect.do_begin = do_begin  # type: ignore[method-assign]

@@ -34,6 +34,8 @@ MAX_TAGS_PER_IMAGE = 1000
 _STORED_AND_COUNT = select(
     func.max(case((Image.digest == bindparam("digest"), Image.id))), func.count(Image.id)
 ).where(Image.repository_id == bindparam("repository"))
+_TAGGED = select(ImageTag.image_id).where(ImageTag.repository_id == bindparam("repository"),
+                                          ImageTag.tag == bindparam("tag"))
 _TAGS_OF_IMAGE = select(func.count()).select_from(ImageTag).where(ImageTag.image_id == bindparam("image"))
 _CHILD_SIZES = select(Image.digest, Image.size).where(
     Image.repository_id == bindparam("repository"), Image.digest.in_(bindparam("digests", expanding=True)))
@@ -90,7 +92,7 @@ def put_image(
 
     image = _store_new(ctx, repo, manifest, count)
     if tag is not None:
-        _point_tag(ctx, repo, image, tag, new_image=True)
+        _point_tag(ctx, repo, image, tag, _tagged(ctx, repo, tag), new_image=True)
     publish(ctx, ImagePushed(repo, image, "replicated" if replicated else "new", tag))
     return PutResult(repo, image, manifest, tag)
 
@@ -105,25 +107,30 @@ def _retag(ctx: Context, repo: Repository, image: Image, tag: str | None, idempo
         if idempotent:
             return False
         raise errors.ImageAlreadyExistsException(image.digest, None, repo.name, ctx.registry_id)
-    current = lookup.tag_row(ctx, repo, tag)
-    if current is not None and current.image_id == image.id:
+    current = _tagged(ctx, repo, tag)
+    if current == image.id:
         if repositories.is_tag_immutable(repo, tag):
             raise errors.ImageTagAlreadyExistsException(tag, repo.name, ctx.registry_id)
         if idempotent:
             return False
         raise errors.ImageAlreadyExistsException(image.digest, tag, repo.name, ctx.registry_id)
-    _point_tag(ctx, repo, image, tag)
+    _point_tag(ctx, repo, image, tag, current)
     return True
 
 
-def _point_tag(ctx: Context, repo: Repository, image: Image, tag: str, *, new_image: bool = False) -> None:
-    """Put ``tag`` on ``image``, moving it off another image if the repository allows it."""
-    current = lookup.tag_row(ctx, repo, tag)
+def _tagged(ctx: Context, repo: Repository, tag: str) -> int | None:
+    """The id of the image ``tag`` is on, if any."""
+    return ctx.session.connection().execute(_TAGGED, {"repository": repo.id, "tag": tag}).scalar()
+
+
+def _point_tag(ctx: Context, repo: Repository, image: Image, tag: str, current: int | None, *,
+               new_image: bool = False) -> None:
+    """Put ``tag`` on ``image``, moving it off the image it is on (``current``) if the repository allows it."""
     if current is not None:
         if repositories.is_tag_immutable(repo, tag):
             raise errors.ImageTagAlreadyExistsException(tag, repo.name, ctx.registry_id)
         # The previous image keeps its other tags, or stays as an untagged image.
-        ctx.session.delete(current)
+        ctx.session.delete(lookup.tag_row(ctx, repo, tag))
         ctx.session.flush()
     count = 0 if new_image else ctx.session.scalar(_TAGS_OF_IMAGE, {"image": image.id})
     if count >= MAX_TAGS_PER_IMAGE:
