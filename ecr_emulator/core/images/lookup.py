@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import selectinload
 
 from ecr_emulator.core import errors
 from ecr_emulator.core.context import Context
@@ -27,14 +26,12 @@ def check_tag(tag: str, where: str = "imageTag") -> None:
         )
 
 
-# Built once (see core/repositories.py): these run on every push and pull.
-_BY_DIGEST = (select(Image)
-              .where(Image.repository_id == bindparam("repository"), Image.digest == bindparam("digest"))
-              .options(selectinload(Image.tags)))
+# Built once (see core/repositories.py): these run on every push and pull. An image's tags load
+# when first read (one query, as eager loading would cost, and none where they are not read).
+_BY_DIGEST = select(Image).where(Image.repository_id == bindparam("repository"), Image.digest == bindparam("digest"))
 _BY_TAG = (select(Image)
            .join(ImageTag, ImageTag.image_id == Image.id)
-           .where(ImageTag.repository_id == bindparam("repository"), ImageTag.tag == bindparam("tag"))
-           .options(selectinload(Image.tags)))
+           .where(ImageTag.repository_id == bindparam("repository"), ImageTag.tag == bindparam("tag")))
 _TAG_ROW = select(ImageTag).where(ImageTag.repository_id == bindparam("repository"), ImageTag.tag == bindparam("tag"))
 
 
