@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, case, func, select
 from sqlalchemy import delete as sql_delete
 
 from ecr_emulator.core import errors, pagination
 from ecr_emulator.core.context import Context
 from ecr_emulator.core.naming import partition_for, repository_arn, wildcard_regex
 from ecr_emulator.storage.models import Image, Repository, ResourceTag, Upload
+from ecr_emulator.storage.sql import insert_loaded, insert_rows
 
 MUTABILITY_WITH_EXCLUSION = ("IMMUTABLE_WITH_EXCLUSION", "MUTABLE_WITH_EXCLUSION")
 MAX_REPOSITORIES_PER_REGION = 100_000
@@ -22,7 +23,10 @@ _IN_SCOPE = (Repository.account_id == bindparam("account")) & (Repository.region
 _BY_NAME = select(Repository).where(_IN_SCOPE, Repository.name == bindparam("name"))
 _BY_NAME_LOCKED = _BY_NAME.with_for_update()
 _BY_NAMES = select(Repository).where(_IN_SCOPE, Repository.name.in_(bindparam("names", expanding=True)))
-_COUNT_IN_SCOPE = select(func.count(Repository.id)).where(_IN_SCOPE)
+# Whether the name is taken, and how many repositories the registry holds, in one pass over the
+# (account, region, name) index.
+_TAKEN_AND_COUNT = select(func.max(case((Repository.name == bindparam("name"), Repository.id))),
+                          func.count(Repository.id)).where(_IN_SCOPE)
 _FIRST_IMAGE = select(Image.id).where(Image.repository_id == bindparam("repository")).limit(1)
 _UPLOADS = select(Upload.id).where(Upload.repository_id == bindparam("repository"))
 _DELETE = sql_delete(Repository).where(Repository.id == bindparam("repository"))
@@ -167,28 +171,31 @@ def create(
     filters = check_mutability(mode, mutability_filters)
     check_resource_tags(tags or [])
     etype, kms_key = encryption_settings(ctx, encryption)
-    if find(ctx, name) is not None:
+    taken, count = ctx.session.connection().execute(_TAKEN_AND_COUNT, in_scope(ctx, name=name)).one()
+    if taken is not None:
         raise errors.RepositoryAlreadyExistsException(name, ctx.registry_id)
-    if ctx.session.scalar(_COUNT_IN_SCOPE, in_scope(ctx)) >= MAX_REPOSITORIES_PER_REGION:
+    if count >= MAX_REPOSITORIES_PER_REGION:
         raise errors.LimitExceededException(
             "The operation did not succeed because it would have exceeded a service limit for your account. "
             "For more information, see Amazon ECR service quotas in the Amazon Elastic Container Registry User Guide."
         )
-    repo = Repository(
-        account_id=ctx.scope.account_id,
-        region=ctx.scope.region,
-        name=name,
-        created_at=ctx.now,
-        tag_mutability=mode,
-        tag_mutability_filters=filters,
-        scan_on_push=bool((scanning or {}).get("scanOnPush", False)),
-        encryption_type=etype,
-        kms_key=kms_key,
-    )
-    apply_resource_tags(repo, tags or [])
-    ctx.session.add(repo)
-    ctx.session.flush()
+    repo = insert_loaded(ctx.session, Repository, {
+        "account_id": ctx.scope.account_id, "region": ctx.scope.region, "name": name, "created_at": ctx.now,
+        "tag_mutability": mode, "tag_mutability_filters": filters,
+        "scan_on_push": bool((scanning or {}).get("scanOnPush", False)), "encryption_type": etype,
+        "kms_key": kms_key, "policy_text": None, "lifecycle_policy_text": None, "lifecycle_evaluated_at": None,
+    })
+    insert_rows(ctx.session, ResourceTag, [{"repository_id": repo.id, "key": t["Key"], "value": t["Value"],
+                                            "position": i} for i, t in enumerate(_last_of_each_key(tags or []))])
     return repo
+
+
+def _last_of_each_key(tags: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Tags in first-seen key order, the last value given for a key winning (as TagResource applies them)."""
+    by_key: dict[str, dict[str, str]] = {}
+    for t in tags:
+        by_key[t["Key"]] = t  # a key seen again keeps its place
+    return list(by_key.values())
 
 
 def describe(

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from rehashes import PySha256
+from sqlalchemy import bindparam, delete, select, update
 
 from ecr_emulator.core import errors, repositories
 from ecr_emulator.core.context import Context, Services
@@ -26,7 +27,7 @@ from ecr_emulator.core.naming import DIGEST
 from ecr_emulator.core.upload_leases import UploadBusy, hold, is_leased
 from ecr_emulator.storage.blobstore import BlobStore
 from ecr_emulator.storage.models import Blob, Repository, RepositoryBlob, Upload
-from ecr_emulator.storage.sql import insert_ignore, lock_blob
+from ecr_emulator.storage.sql import insert_ignore, insert_loaded, lock_blob
 
 __all__ = ["UploadBusy", "append", "cancel", "commit", "complete", "get_upload", "initiate", "mount",
            "place_ahead", "upload_part"]
@@ -34,6 +35,14 @@ __all__ = ["UploadBusy", "append", "cancel", "commit", "complete", "get_upload",
 PART_SIZE = 10 * 1024 * 1024  # what InitiateLayerUpload advertises (AWS CLI example)
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PARTS = 4200
+
+# Built once (see core/repositories.py): every layer API call runs them.
+_UPLOAD = select(Upload).where(Upload.id == bindparam("upload"))
+_UPLOAD_LOCKED = _UPLOAD.with_for_update()
+_RECORD_PART = update(Upload).where(Upload.id == bindparam("upload"))
+_FORGET = delete(Upload).where(Upload.id == bindparam("upload"))
+_LINKED = select(RepositoryBlob.digest).where(RepositoryBlob.repository_id == bindparam("repository"),
+                                              RepositoryBlob.digest == bindparam("digest"))
 
 
 # ---- the running sha256, kept in the upload's row
@@ -91,7 +100,7 @@ class _Tap:
 def get_upload(ctx: Context, repo: Repository, upload_id: str, *, for_update: bool = False) -> Upload:
     """The upload, or UploadNotFound; ``for_update`` locks its row (PostgreSQL) so that parts of one
     upload sent at the same moment are judged one after the other."""
-    upload = ctx.session.get(Upload, upload_id, with_for_update=for_update or None)
+    upload = ctx.session.scalars(_UPLOAD_LOCKED if for_update else _UPLOAD, {"upload": upload_id}).first()
     if upload is None or upload.repository_id != repo.id:
         raise errors.UploadNotFoundException(upload_id, repo.name, ctx.registry_id)
     return upload
@@ -99,11 +108,10 @@ def get_upload(ctx: Context, repo: Repository, upload_id: str, *, for_update: bo
 
 def initiate(ctx: Context, repository_name: str) -> Upload:
     repo = repositories.get(ctx, repository_name)
-    upload = Upload(id=str(uuid.uuid4()), repository_id=repo.id, started_at=ctx.now, updated_at=ctx.now,
-                    size=0, segments=[], hash_state=PySha256().serialize())
-    ctx.session.add(upload)
-    ctx.session.flush()
-    return upload
+    return insert_loaded(ctx.session, Upload, {
+        "id": str(uuid.uuid4()), "repository_id": repo.id, "started_at": ctx.now, "updated_at": ctx.now,
+        "parts": 0, "last_part_size": 0, "small_part_seen": False, "size": 0, "segments": [],
+        "hash_state": PySha256().serialize(), "lease_token": None, "lease_until": None})
 
 
 def append(
@@ -182,7 +190,8 @@ def commit(ctx: Context, repo: Repository, upload: Upload, expected: str, *, exi
         )
     lock_blob(ctx.session, expected)
     stored = ctx.blobs.stat(expected)
-    if not exists_ok and stored is not None and ctx.session.get(RepositoryBlob, (repo.id, expected)) is not None:
+    if not exists_ok and stored is not None and ctx.session.connection().execute(
+            _LINKED, {"repository": repo.id, "digest": expected}).first() is not None:
         raise errors.LayerAlreadyExistsException(
             f"The layer with digest '{expected}' already exists in the repository with name "
             f"'{repo.name}' in the registry with id '{ctx.registry_id}'"
@@ -200,8 +209,9 @@ def cancel(ctx: Context, repo: Repository, upload: Upload) -> None:
 
 def _forget(ctx: Context, upload: Upload) -> None:
     """Delete the upload's row; its staged segments go once that is committed."""
-    ctx.session.delete(upload)
     ctx.session.flush()
+    ctx.session.connection().execute(_FORGET, {"upload": upload.id})
+    ctx.session.expunge(upload)
     staging, upload_id = ctx.blobs.staging, upload.id
     ctx.after_commit.append(lambda: staging.discard(upload_id))
 
@@ -235,15 +245,12 @@ def upload_part(
         raise errors.LimitExceededException(f"An upload may not have more than {MAX_PARTS} parts.")
     hasher = _hasher(ctx.blobs, upload_id, list(upload.segments or []), upload.hash_state)
     hasher.update(data)
-    upload.segments = ctx.blobs.staging.append(upload_id, list(upload.segments or []), [data])
-    upload.size = size + len(data)
-    upload.hash_state = hasher.serialize()
-    if upload.parts > 0 and upload.last_part_size < MIN_PART_SIZE:
-        upload.small_part_seen = True
-    upload.parts += 1
-    upload.last_part_size = len(data)
-    upload.updated_at = ctx.now
-    ctx.session.flush()
+    segments = ctx.blobs.staging.append(upload_id, list(upload.segments or []), [data])
+    ctx.session.connection().execute(_RECORD_PART, {
+        "upload": upload_id, "segments": segments, "size": size + len(data), "hash_state": hasher.serialize(),
+        "small_part_seen": upload.small_part_seen or (upload.parts > 0 and upload.last_part_size < MIN_PART_SIZE),
+        "parts": upload.parts + 1, "last_part_size": len(data), "updated_at": ctx.now})
+    ctx.session.expire(upload)
     return last
 
 
