@@ -19,9 +19,7 @@ import requests
 from tests.conftest import make_client
 from tests.images import build_image, push_via_api, random_layer, registry_session, sha
 from tests.server import eventually, start_server
-from tests.test_clients import (  # noqa: F401 - fixtures and tests run here on the S3-backed server
-    login_password,
-    skopeo,
+from tests.test_clients import (  # noqa: F401 - tests run here on the S3-backed server (fixtures: conftest)
     test_skopeo_copy_all_multi_arch,
     test_skopeo_push_inspect_pull_roundtrip,
 )

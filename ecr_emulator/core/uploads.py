@@ -14,6 +14,10 @@ recorded state and places the bytes at their content address under the blob's lo
 
 from __future__ import annotations
 
+import logging
+import os
+import queue
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -31,6 +35,8 @@ from ecr_emulator.storage.sql import insert_ignore, insert_loaded, lock_blob
 
 __all__ = ["UploadBusy", "append", "cancel", "commit", "complete", "get_upload", "initiate", "mount",
            "place_ahead", "upload_part"]
+
+log = logging.getLogger(__name__)
 
 PART_SIZE = 10 * 1024 * 1024  # what InitiateLayerUpload advertises (AWS CLI example)
 MIN_PART_SIZE = 5 * 1024 * 1024
@@ -166,7 +172,7 @@ def place_ahead(services: Services, upload_id: str, expected: str) -> None:
     a slow placement (a server-side copy in an object store) holds no lock. Bytes placed for a
     commit that then fails have no row; the collector removes them after a grace period. The
     commit checks again under the blob's lock, so a collection in between is harmless."""
-    upload = services.db.run(lambda s: s.get(Upload, upload_id))
+    upload = services.db.run(lambda s: s.scalars(_UPLOAD, {"upload": upload_id}).first())
     if upload is None or not DIGEST.fullmatch(expected) or not expected.startswith("sha256:"):
         return
     if _recorded_digest(services.blobs, upload) == expected and services.blobs.stat(expected) != upload.size:
@@ -213,7 +219,39 @@ def _forget(ctx: Context, upload: Upload) -> None:
     ctx.session.connection().execute(_FORGET, {"upload": upload.id})
     ctx.session.expunge(upload)
     staging, upload_id = ctx.blobs.staging, upload.id
-    ctx.after_commit.append(lambda: staging.discard(upload_id))
+    ctx.after_commit.append(lambda: _DISCARDS.add(staging, upload_id))
+
+
+class _Discards:
+    """Staging of ended uploads, removed by a thread of this process rather than before the
+    response: removing a directory cost 1-2 ms of filesystem metadata writes here (an object
+    store's deletes cost more), a third of a small blob's PUT. A process that dies with some
+    still queued leaves them to the collector, which removes staging no upload row names."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[tuple[Any, str]] = queue.SimpleQueue()
+        self._pid = 0
+
+    def add(self, staging: Any, upload_id: str) -> None:
+        with self._lock:
+            if self._pid != os.getpid():  # first one in this process (or a fork's child)
+                self._pid = os.getpid()
+                self._queue = queue.SimpleQueue()
+                threading.Thread(target=self._run, args=(self._queue,), name="staging-discards", daemon=True).start()
+            self._queue.put((staging, upload_id))
+
+    @staticmethod
+    def _run(work: queue.SimpleQueue[tuple[Any, str]]) -> None:
+        while True:
+            staging, upload_id = work.get()
+            try:
+                staging.discard(upload_id)
+            except Exception as exc:  # noqa: BLE001 - the collector removes it later
+                log.warning("could not remove the staging of upload %s: %s", upload_id, exc)
+
+
+_DISCARDS = _Discards()
 
 
 # ---- the layer API (InitiateLayerUpload / UploadLayerPart / CompleteLayerUpload) ----
