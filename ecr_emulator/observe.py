@@ -19,12 +19,12 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import Flask
 from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 
 from ecr_emulator import __version__, logs, metrics
 from ecr_emulator.api import protocol
+from ecr_emulator.api.app import ApiApp
 from ecr_emulator.core.context import Services
 from ecr_emulator.httpguard import problem
 from ecr_emulator.registry.app import route
@@ -38,19 +38,20 @@ PULLS = frozenset({"manifest_get", "blob_get"})
 PUSH_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
-def api_endpoint(app: Flask) -> EndpointOf:
+def api_endpoint(app: ApiApp) -> EndpointOf:
     """An API request's name: its ECR operation (``unknown_operation`` for a target the model does not
     have), or the Flask endpoint of a control route (``control.reset``)."""
 
     def endpoint_of(environ: Environ) -> str:
         if problem(environ) is not None:  # refused before routing; routing it would raise
             return UNMATCHED
-        try:
-            name, _ = app.url_map.bind_to_environ(environ).match()
-        except HTTPException:
-            return UNMATCHED
-        if name != "dispatch":
-            return str(name)
+        if environ.get("PATH_INFO") != "/" or environ.get("REQUEST_METHOD") != "POST":  # not an ECR call
+            try:
+                name, _ = app.url_map.bind_to_environ(environ).match()
+            except HTTPException:
+                return UNMATCHED
+            if name != "dispatch":
+                return str(name)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         op = target.removeprefix(protocol.TARGET_PREFIX)
         return op if op != target and op in protocol.operation_names() else "unknown_operation"

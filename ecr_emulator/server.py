@@ -30,6 +30,7 @@ import logging
 import os
 import select
 import signal
+import socket
 import sys
 import time
 
@@ -42,6 +43,21 @@ from ecr_emulator.multiprocess import Run
 from ecr_emulator.wsgi import Listener, WsgiApp
 
 log = logging.getLogger(__name__)
+
+
+_CORK = getattr(socket, "TCP_CORK", None)  # Linux
+
+
+def _cork(sock: socket.socket, on: int) -> bool:
+    """Cork or uncork a TCP socket; False where that cannot be done (another OS, a closed socket)."""
+    if _CORK is None:
+        return False
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, _CORK, on)
+    except OSError:
+        return False
+    return True
+
 
 class KeepAliveThreadWorker(ThreadWorker):
     """gunicorn's threaded worker, except that the thread that answered a kept-alive
@@ -62,6 +78,19 @@ class KeepAliveThreadWorker(ThreadWorker):
 
     NEXT_REQUEST_WAIT_MS = 1
     MAX_INLINE = 10
+
+    def handle_request(self, req, conn):  # type: ignore[no-untyped-def]
+        """The response leaves in one piece: gunicorn writes the head and the body with separate
+        sends, which put two segments on the wire and make a client read twice. Corking the
+        socket for the response holds partial segments until it is complete (full segments of a
+        large body still go at once). Not when the client waits for ``100 Continue`` before it
+        sends the body: that must not wait for the response."""
+        corked = not any(name == "EXPECT" for name, _ in req.headers) and _cork(conn.sock, 1)
+        try:
+            return super().handle_request(req, conn)
+        finally:
+            if corked:
+                _cork(conn.sock, 0)
 
     def handle(self, conn):  # type: ignore[no-untyped-def]
         for _ in range(self.MAX_INLINE - 1):

@@ -31,7 +31,8 @@ def _as_owner(cmd: list[str]) -> list[str]:
 
 
 class Cluster:
-    def __init__(self) -> None:
+    def __init__(self, fsync: bool = False) -> None:
+        """``fsync`` off (the suite's default) trades durability, which no test needs, for speed."""
         self.root = Path(tempfile.mkdtemp(prefix="ecr-pg-"))
         self.data = self.root / "data"
         with socket.socket() as s:
@@ -41,7 +42,9 @@ class Cluster:
             shutil.chown(self.root, "postgres")
         subprocess.run(_as_owner([_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
                                   "-E", "UTF8"]), check=True, capture_output=True)
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300"
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=300"
+        if not fsync:
+            options += " -c fsync=off"
         subprocess.run(_as_owner([_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l",
                                   str(self.root / "log"), "-w", "start"]), check=True, capture_output=True)
 

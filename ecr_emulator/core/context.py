@@ -1,15 +1,20 @@
 """The long-lived services and the per-request unit of work both planes hand to ``core``.
 
-``Services`` is built once per process. ``Services.unit(...)`` opens one transaction and yields
-a ``Context``: who is calling, which registry, the session, and one ``now`` for the whole
-request. Any exception rolls the whole request back, so a failed call leaves nothing
+``Services`` is built once per process. ``Services.unit(...)`` yields a ``Context``: who is
+calling, which registry, the session of the unit's one transaction, and one ``now`` for the
+whole request. Any exception rolls the whole request back, so a failed call leaves nothing
 half-written in the database.
+
+The transaction opens when the unit first uses ``ctx.session`` (and a writing unit's ``now`` is
+read inside it, after the write lock, so timestamps follow the order writes commit in). A unit
+that never touches the database (GetAuthorizationToken: identity, the clock, a signature) pays
+for no transaction: its ``now`` is one statement on a pooled connection.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -61,30 +66,59 @@ class Services:
 
     @contextmanager
     def unit(self, scope: Scope, principal: Principal | None = None, write: bool = False) -> Iterator[Context]:
-        ctx: Context | None = None
+        ctx = Context(self, scope, principal or Principal(scope.account_id, ""), write)
         try:
-            with self.db.transaction(write=write) as session:
-                ctx = Context(self, scope, principal or Principal(scope.account_id, ""), session,
-                              self.clock.now(session))
-                yield ctx
-        except BaseException:
-            for callback in ctx.on_rollback if ctx else []:
+            yield ctx
+            ctx.close()  # commits, if a transaction was opened
+        except BaseException as exc:
+            ctx.close(exc)  # rolls back (a failed commit has rolled back already)
+            for callback in ctx.on_rollback:
                 callback()
             raise
         for callback in ctx.after_commit:
             callback()
 
 
-@dataclass
 class Context:
-    services: Services
-    scope: Scope
-    principal: Principal
-    session: Session
-    now: float
-    after_commit: list[Callable[[], None]] = field(default_factory=list)
-    on_rollback: list[Callable[[], None]] = field(default_factory=list)
-    memo: dict[Any, Any] = field(default_factory=dict)  # per-request caches of derived facts
+    """One unit of work: see the module docstring."""
+
+    def __init__(self, services: Services, scope: Scope, principal: Principal, write: bool = False) -> None:
+        self.services = services
+        self.scope = scope
+        self.principal = principal
+        self.write = write
+        self.after_commit: list[Callable[[], None]] = []
+        self.on_rollback: list[Callable[[], None]] = []
+        self.memo: dict[Any, Any] = {}  # per-request caches of derived facts
+        self._session: Session | None = None
+        self._now: float | None = None
+        self._transaction = ExitStack()
+        self._ended = False
+
+    @property
+    def session(self) -> Session:
+        """The unit's session; its transaction begins on first use."""
+        if self._session is None:
+            if self._ended:
+                raise RuntimeError("this unit of work has ended; open another one")
+            self._session = self._transaction.enter_context(self.services.db.transaction(write=self.write))
+        return self._session
+
+    @property
+    def now(self) -> float:
+        """The emulator clock when the request began, read once."""
+        if self._now is None:
+            in_transaction = self._session is not None or self.write
+            self._now = self.services.clock.now(self.session if in_transaction else None)
+        return self._now
+
+    def close(self, exc: BaseException | None = None) -> None:
+        """End the transaction, if one was opened: commit, or roll back when ``exc`` is given."""
+        self._ended = True
+        if exc is None:
+            self._transaction.close()
+        else:
+            self._transaction.__exit__(type(exc), exc, exc.__traceback__)
 
     @property
     def registry_id(self) -> str:

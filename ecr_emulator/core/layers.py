@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ecr_emulator.core import errors, repositories
 from ecr_emulator.core.context import Context
@@ -13,6 +13,16 @@ from ecr_emulator.core.naming import DIGEST
 from ecr_emulator.storage.models import Blob, Image, ImageBlob, Repository, RepositoryBlob
 
 DOWNLOAD_URL_TTL = 3600  # ECR's pre-signed S3 URLs live about an hour
+
+# Built once (see core/repositories.py): every push and availability check runs them.
+_LINKED = (select(Blob.digest, Blob.size)
+           .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
+           .where(RepositoryBlob.repository_id == bindparam("repository"),
+                  Blob.digest.in_(bindparam("digests", expanding=True))))
+_REFERENCES = (select(ImageBlob.digest, ImageBlob.media_type, Image.status)
+               .join(Image, Image.id == ImageBlob.image_id)
+               .where(Image.repository_id == bindparam("repository"),
+                      ImageBlob.digest.in_(bindparam("digests", expanding=True))))
 
 
 def linked_sizes(ctx: Context, repo: Repository, digests: list[str] | set[str]) -> dict[str, int]:
@@ -23,21 +33,15 @@ def linked_sizes(ctx: Context, repo: Repository, digests: list[str] | set[str]) 
     need it, pulls. A client then uploads it again, which puts the bytes back."""
     if not digests:
         return {}
-    rows = ctx.session.execute(
-        select(Blob.digest, Blob.size)
-        .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
-        .where(RepositoryBlob.repository_id == repo.id, Blob.digest.in_(digests))
-    ).all()
+    rows = ctx.session.connection().execute(_LINKED, {"repository": repo.id, "digests": list(digests)}).all()
     return {digest: size for digest, size in rows if ctx.blobs.stat(digest) is not None}
 
 
 def _references(ctx: Context, repo: Repository, digests: list[str]) -> dict[str, tuple[str | None, set[str]]]:
     """digest -> (declared media type, statuses of the images referencing it) in ``repo``."""
-    rows = ctx.session.execute(
-        select(ImageBlob.digest, ImageBlob.media_type, Image.status)
-        .join(Image, Image.id == ImageBlob.image_id)
-        .where(Image.repository_id == repo.id, ImageBlob.digest.in_(digests))
-    ).all()
+    if not digests:
+        return {}
+    rows = ctx.session.connection().execute(_REFERENCES, {"repository": repo.id, "digests": digests}).all()
     out: dict[str, tuple[str | None, set[str]]] = {}
     for digest, media_type, status in rows:
         mt, statuses = out.get(digest, (None, set()))

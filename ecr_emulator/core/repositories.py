@@ -4,16 +4,37 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, case, func, select
+from sqlalchemy import delete as sql_delete
 
 from ecr_emulator.core import errors, pagination
 from ecr_emulator.core.context import Context
 from ecr_emulator.core.naming import partition_for, repository_arn, wildcard_regex
 from ecr_emulator.storage.models import Image, Repository, ResourceTag, Upload
+from ecr_emulator.storage.sql import insert_loaded, insert_rows
 
 MUTABILITY_WITH_EXCLUSION = ("IMMUTABLE_WITH_EXCLUSION", "MUTABLE_WITH_EXCLUSION")
 MAX_REPOSITORIES_PER_REGION = 100_000
 MAX_RESOURCE_TAGS = 50
+
+# Statements of the hot paths are built once, with bound parameters: building a SELECT with
+# SQLAlchemy's expression language cost about 0.3 ms per statement here, more than running it.
+_IN_SCOPE = (Repository.account_id == bindparam("account")) & (Repository.region == bindparam("region"))
+_BY_NAME = select(Repository).where(_IN_SCOPE, Repository.name == bindparam("name"))
+_BY_NAME_LOCKED = _BY_NAME.with_for_update()
+_BY_NAMES = select(Repository).where(_IN_SCOPE, Repository.name.in_(bindparam("names", expanding=True)))
+# Whether the name is taken, and how many repositories the registry holds, in one pass over the
+# (account, region, name) index.
+_TAKEN_AND_COUNT = select(func.max(case((Repository.name == bindparam("name"), Repository.id))),
+                          func.count(Repository.id)).where(_IN_SCOPE)
+_FIRST_IMAGE = select(Image.id).where(Image.repository_id == bindparam("repository")).limit(1)
+_UPLOADS = select(Upload.id).where(Upload.repository_id == bindparam("repository"))
+_DELETE = sql_delete(Repository).where(Repository.id == bindparam("repository"))
+
+
+def in_scope(ctx: Context, **params: Any) -> dict[str, Any]:
+    """Parameters of a statement over the caller's registry (``_IN_SCOPE``)."""
+    return {"account": ctx.scope.account_id, "region": ctx.scope.region, **params}
 
 
 def get(ctx: Context, name: str, *, for_update: bool = False) -> Repository:
@@ -22,14 +43,7 @@ def get(ctx: Context, name: str, *, for_update: bool = False) -> Repository:
     ``for_update`` locks the row (PostgreSQL) so concurrent pushes to one repository
     serialise; SQLite already serialises writers.
     """
-    stmt = select(Repository).where(
-        Repository.account_id == ctx.scope.account_id,
-        Repository.region == ctx.scope.region,
-        Repository.name == name,
-    )
-    if for_update:
-        stmt = stmt.with_for_update()
-    repo = ctx.session.scalars(stmt).first()
+    repo = ctx.session.scalars(_BY_NAME_LOCKED if for_update else _BY_NAME, in_scope(ctx, name=name)).first()
     if repo is None:
         raise errors.RepositoryNotFoundException(name, ctx.registry_id)
     return repo
@@ -157,47 +171,42 @@ def create(
     filters = check_mutability(mode, mutability_filters)
     check_resource_tags(tags or [])
     etype, kms_key = encryption_settings(ctx, encryption)
-    if find(ctx, name) is not None:
+    taken, count = ctx.session.connection().execute(_TAKEN_AND_COUNT, in_scope(ctx, name=name)).one()
+    if taken is not None:
         raise errors.RepositoryAlreadyExistsException(name, ctx.registry_id)
-    count = ctx.session.scalar(
-        select(func.count(Repository.id)).where(
-            Repository.account_id == ctx.scope.account_id, Repository.region == ctx.scope.region
-        )
-    )
     if count >= MAX_REPOSITORIES_PER_REGION:
         raise errors.LimitExceededException(
             "The operation did not succeed because it would have exceeded a service limit for your account. "
             "For more information, see Amazon ECR service quotas in the Amazon Elastic Container Registry User Guide."
         )
-    repo = Repository(
-        account_id=ctx.scope.account_id,
-        region=ctx.scope.region,
-        name=name,
-        created_at=ctx.now,
-        tag_mutability=mode,
-        tag_mutability_filters=filters,
-        scan_on_push=bool((scanning or {}).get("scanOnPush", False)),
-        encryption_type=etype,
-        kms_key=kms_key,
-    )
-    apply_resource_tags(repo, tags or [])
-    ctx.session.add(repo)
-    ctx.session.flush()
+    repo = insert_loaded(ctx.session, Repository, {
+        "account_id": ctx.scope.account_id, "region": ctx.scope.region, "name": name, "created_at": ctx.now,
+        "tag_mutability": mode, "tag_mutability_filters": filters,
+        "scan_on_push": bool((scanning or {}).get("scanOnPush", False)), "encryption_type": etype,
+        "kms_key": kms_key, "policy_text": None, "lifecycle_policy_text": None, "lifecycle_evaluated_at": None,
+    })
+    insert_rows(ctx.session, ResourceTag, [{"repository_id": repo.id, "key": t["Key"], "value": t["Value"],
+                                            "position": i} for i, t in enumerate(_last_of_each_key(tags or []))])
     return repo
+
+
+def _last_of_each_key(tags: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Tags in first-seen key order, the last value given for a key winning (as TagResource applies them)."""
+    by_key: dict[str, dict[str, str]] = {}
+    for t in tags:
+        by_key[t["Key"]] = t  # a key seen again keeps its place
+    return list(by_key.values())
 
 
 def describe(
     ctx: Context, names: list[str] | None, next_token: str | None, max_results: int | None
 ) -> tuple[list[Repository], str | None]:
-    base = select(Repository).where(
-        Repository.account_id == ctx.scope.account_id, Repository.region == ctx.scope.region
-    )
     if names:
         if next_token is not None or max_results is not None:
             raise errors.InvalidParameterException(
                 "Invalid parameter: maxResults and nextToken cannot be specified with repositoryNames"
             )
-        found = {r.name: r for r in ctx.session.scalars(base.where(Repository.name.in_(names)))}
+        found = {r.name: r for r in ctx.session.scalars(_BY_NAMES, in_scope(ctx, names=names))}
         for n in names:
             if n not in found:
                 raise errors.RepositoryNotFoundException(n, ctx.registry_id)
@@ -205,17 +214,23 @@ def describe(
         for n in names:
             seen.setdefault(n, found[n])
         return list(seen.values()), None
+    base = select(Repository).where(
+        Repository.account_id == ctx.scope.account_id, Repository.region == ctx.scope.region
+    )
     return pagination.page_by_id(ctx, base, Repository.id, next_token, max_results, "DescribeRepositories")
 
 
 def delete(ctx: Context, name: str, force: bool) -> dict[str, Any]:
     repo = get(ctx, name, for_update=True)
-    has_images = ctx.session.scalar(select(Image.id).where(Image.repository_id == repo.id).limit(1))
+    has_images = ctx.session.scalar(_FIRST_IMAGE, {"repository": repo.id})
     if has_images is not None and not force:
         raise errors.RepositoryNotEmptyException(name, ctx.registry_id)
     out = view(ctx, repo)
-    upload_ids = list(ctx.session.scalars(select(Upload.id).where(Upload.repository_id == repo.id)))
-    ctx.session.delete(repo)
+    upload_ids = list(ctx.session.scalars(_UPLOADS, {"repository": repo.id}))
+    # Its images, tags, links, uploads and settings go with it (ON DELETE CASCADE), in one
+    # statement rather than the ORM loading each collection to delete it.
+    ctx.session.connection().execute(_DELETE, {"repository": repo.id})
+    ctx.session.expunge(repo)
     blobs = ctx.blobs
     ctx.after_commit.append(lambda: [blobs.staging.discard(u) for u in upload_ids])
     return out

@@ -1,8 +1,16 @@
-"""Registry-wide documents of one (account, region), and the ECR account settings among them."""
+"""Registry-wide documents of one (account, region), and the ECR account settings among them.
+
+A request reads them all at its first ``get`` (one statement; a registry has a handful) and
+keeps them for the rest of its unit of work, which its own ``put`` and ``remove`` keep up to
+date: a push asks for the scanning and the replication configuration, DescribeImages for the
+scanning one per image.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+from sqlalchemy import bindparam, select
 
 from ecr_emulator.core import errors
 from ecr_emulator.core.context import Context
@@ -16,9 +24,22 @@ ACCOUNT_SETTINGS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+_ALL = select(RegistrySetting.name, RegistrySetting.value).where(
+    RegistrySetting.account_id == bindparam("account"), RegistrySetting.region == bindparam("region"))
+
+
+def _stored(ctx: Context) -> dict[str, Any]:
+    key = ("settings", ctx.scope)
+    found = ctx.memo.get(key)
+    if found is None:
+        params = {"account": ctx.scope.account_id, "region": ctx.scope.region}
+        found = ctx.memo[key] = dict(ctx.session.connection().execute(_ALL, params).all())
+    return found
+
+
 def get(ctx: Context, name: str, default: Any = None) -> Any:
-    row = ctx.session.get(RegistrySetting, (ctx.scope.account_id, ctx.scope.region, name))
-    return default if row is None else row.value
+    found = _stored(ctx)
+    return found[name] if name in found else default
 
 
 def put(ctx: Context, name: str, value: Any) -> None:
@@ -29,6 +50,7 @@ def put(ctx: Context, name: str, value: Any) -> None:
     else:
         row.value = value
     ctx.session.flush()
+    _stored(ctx)[name] = value
 
 
 def remove(ctx: Context, name: str) -> bool:
@@ -37,6 +59,7 @@ def remove(ctx: Context, name: str) -> bool:
         return False
     ctx.session.delete(row)
     ctx.session.flush()
+    _stored(ctx).pop(name, None)
     return True
 
 

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from ecr_emulator.storage.db import Database
@@ -35,6 +35,16 @@ log = logging.getLogger(__name__)
 LEASE_SECONDS = 10.0
 RENEW_SECONDS = 3.0
 POLL_SECONDS = 0.05
+
+# Built once: every registry PATCH takes a lease and records under it (see core/repositories.py).
+_ROW = select(Upload).where(Upload.id == bindparam("upload")).with_for_update()
+_RECORD = (update(Upload)
+           .where(Upload.id == bindparam("upload"), Upload.lease_token == bindparam("token"))
+           .values(lease_token=None, lease_until=None))
+_GIVE_BACK = (update(Upload).where(Upload.lease_token == bindparam("token"))
+              .values(lease_token=None, lease_until=None))
+_RENEW = (update(Upload).where(Upload.lease_token.in_(bindparam("tokens", expanding=True)))
+          .values(lease_until=bindparam("until")))
 
 
 class UploadBusy(Exception):
@@ -64,10 +74,8 @@ class Held:
         False if the upload was committed, cancelled or taken over meanwhile."""
 
         def write(session: Session) -> bool:
-            stmt = (update(Upload)
-                    .where(Upload.id == self.upload_id, Upload.lease_token == self.token)
-                    .values(lease_token=None, lease_until=None, **values))
-            return session.execute(stmt).rowcount == 1
+            params = {"upload": self.upload_id, "token": self.token, **values}
+            return session.connection().execute(_RECORD, params).rowcount == 1
 
         self.recorded = self.db.run(write, write=True)
         return self.recorded
@@ -102,9 +110,8 @@ class _Keeper:
                     by_db.setdefault(id(db), (db, []))[1].append(token)
             for db, tokens in by_db.values():
                 try:
-                    db.run(lambda s, t=tokens: s.execute(
-                        update(Upload).where(Upload.lease_token.in_(t)).values(lease_until=time.time() + LEASE_SECONDS)
-                    ), write=True)
+                    db.run(lambda s, t=tokens: s.connection().execute(
+                        _RENEW, {"tokens": t, "until": time.time() + LEASE_SECONDS}), write=True)
                 except Exception as exc:  # noqa: BLE001 - the next beat tries again; a lost lease is detected on record
                     log.warning("could not renew upload leases: %s", exc)
 
@@ -113,7 +120,7 @@ _KEEPER = _Keeper()
 
 
 def _take(session: Session, upload_id: str, token: str, db: Database) -> Held | None:
-    row = session.get(Upload, upload_id, with_for_update=True)
+    row = session.scalars(_ROW, {"upload": upload_id}).first()
     if row is None:
         raise FileNotFoundError(upload_id)
     if is_leased(row):
@@ -143,7 +150,6 @@ def hold(db: Database, upload_id: str, wait: float = LEASE_SECONDS + 2) -> Itera
         _KEEPER.remove(token)
         if not held.recorded:
             try:
-                db.run(lambda s: s.execute(update(Upload).where(Upload.lease_token == token)
-                                           .values(lease_token=None, lease_until=None)), write=True)
+                db.run(lambda s: s.connection().execute(_GIVE_BACK, {"token": token}), write=True)
             except Exception as exc:  # noqa: BLE001 - the lease then simply runs out
                 log.warning("could not give back the lease of upload %s: %s", upload_id, exc)

@@ -14,11 +14,16 @@ recorded state and places the bytes at their content address under the blob's lo
 
 from __future__ import annotations
 
+import logging
+import os
+import queue
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from rehashes import PySha256
+from sqlalchemy import bindparam, delete, select, update
 
 from ecr_emulator.core import errors, repositories
 from ecr_emulator.core.context import Context, Services
@@ -26,14 +31,24 @@ from ecr_emulator.core.naming import DIGEST
 from ecr_emulator.core.upload_leases import UploadBusy, hold, is_leased
 from ecr_emulator.storage.blobstore import BlobStore
 from ecr_emulator.storage.models import Blob, Repository, RepositoryBlob, Upload
-from ecr_emulator.storage.sql import insert_ignore, lock_blob
+from ecr_emulator.storage.sql import insert_ignore, insert_loaded, lock_blob
 
 __all__ = ["UploadBusy", "append", "cancel", "commit", "complete", "get_upload", "initiate", "mount",
            "place_ahead", "upload_part"]
 
+log = logging.getLogger(__name__)
+
 PART_SIZE = 10 * 1024 * 1024  # what InitiateLayerUpload advertises (AWS CLI example)
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PARTS = 4200
+
+# Built once (see core/repositories.py): every layer API call runs them.
+_UPLOAD = select(Upload).where(Upload.id == bindparam("upload"))
+_UPLOAD_LOCKED = _UPLOAD.with_for_update()
+_RECORD_PART = update(Upload).where(Upload.id == bindparam("upload"))
+_FORGET = delete(Upload).where(Upload.id == bindparam("upload"))
+_LINKED = select(RepositoryBlob.digest).where(RepositoryBlob.repository_id == bindparam("repository"),
+                                              RepositoryBlob.digest == bindparam("digest"))
 
 
 # ---- the running sha256, kept in the upload's row
@@ -91,7 +106,7 @@ class _Tap:
 def get_upload(ctx: Context, repo: Repository, upload_id: str, *, for_update: bool = False) -> Upload:
     """The upload, or UploadNotFound; ``for_update`` locks its row (PostgreSQL) so that parts of one
     upload sent at the same moment are judged one after the other."""
-    upload = ctx.session.get(Upload, upload_id, with_for_update=for_update or None)
+    upload = ctx.session.scalars(_UPLOAD_LOCKED if for_update else _UPLOAD, {"upload": upload_id}).first()
     if upload is None or upload.repository_id != repo.id:
         raise errors.UploadNotFoundException(upload_id, repo.name, ctx.registry_id)
     return upload
@@ -99,11 +114,10 @@ def get_upload(ctx: Context, repo: Repository, upload_id: str, *, for_update: bo
 
 def initiate(ctx: Context, repository_name: str) -> Upload:
     repo = repositories.get(ctx, repository_name)
-    upload = Upload(id=str(uuid.uuid4()), repository_id=repo.id, started_at=ctx.now, updated_at=ctx.now,
-                    size=0, segments=[], hash_state=PySha256().serialize())
-    ctx.session.add(upload)
-    ctx.session.flush()
-    return upload
+    return insert_loaded(ctx.session, Upload, {
+        "id": str(uuid.uuid4()), "repository_id": repo.id, "started_at": ctx.now, "updated_at": ctx.now,
+        "parts": 0, "last_part_size": 0, "small_part_seen": False, "size": 0, "segments": [],
+        "hash_state": PySha256().serialize(), "lease_token": None, "lease_until": None})
 
 
 def append(
@@ -158,7 +172,7 @@ def place_ahead(services: Services, upload_id: str, expected: str) -> None:
     a slow placement (a server-side copy in an object store) holds no lock. Bytes placed for a
     commit that then fails have no row; the collector removes them after a grace period. The
     commit checks again under the blob's lock, so a collection in between is harmless."""
-    upload = services.db.run(lambda s: s.get(Upload, upload_id))
+    upload = services.db.run(lambda s: s.scalars(_UPLOAD, {"upload": upload_id}).first())
     if upload is None or not DIGEST.fullmatch(expected) or not expected.startswith("sha256:"):
         return
     if _recorded_digest(services.blobs, upload) == expected and services.blobs.stat(expected) != upload.size:
@@ -182,7 +196,8 @@ def commit(ctx: Context, repo: Repository, upload: Upload, expected: str, *, exi
         )
     lock_blob(ctx.session, expected)
     stored = ctx.blobs.stat(expected)
-    if not exists_ok and stored is not None and ctx.session.get(RepositoryBlob, (repo.id, expected)) is not None:
+    if not exists_ok and stored is not None and ctx.session.connection().execute(
+            _LINKED, {"repository": repo.id, "digest": expected}).first() is not None:
         raise errors.LayerAlreadyExistsException(
             f"The layer with digest '{expected}' already exists in the repository with name "
             f"'{repo.name}' in the registry with id '{ctx.registry_id}'"
@@ -200,10 +215,43 @@ def cancel(ctx: Context, repo: Repository, upload: Upload) -> None:
 
 def _forget(ctx: Context, upload: Upload) -> None:
     """Delete the upload's row; its staged segments go once that is committed."""
-    ctx.session.delete(upload)
     ctx.session.flush()
+    ctx.session.connection().execute(_FORGET, {"upload": upload.id})
+    ctx.session.expunge(upload)
     staging, upload_id = ctx.blobs.staging, upload.id
-    ctx.after_commit.append(lambda: staging.discard(upload_id))
+    ctx.after_commit.append(lambda: _DISCARDS.add(staging, upload_id))
+
+
+class _Discards:
+    """Staging of ended uploads, removed by a thread of this process rather than before the
+    response: removing a directory cost 1-2 ms of filesystem metadata writes here (an object
+    store's deletes cost more), a third of a small blob's PUT. A process that dies with some
+    still queued leaves them to the collector, which removes staging no upload row names."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[tuple[Any, str]] = queue.SimpleQueue()
+        self._pid = 0
+
+    def add(self, staging: Any, upload_id: str) -> None:
+        with self._lock:
+            if self._pid != os.getpid():  # first one in this process (or a fork's child)
+                self._pid = os.getpid()
+                self._queue = queue.SimpleQueue()
+                threading.Thread(target=self._run, args=(self._queue,), name="staging-discards", daemon=True).start()
+            self._queue.put((staging, upload_id))
+
+    @staticmethod
+    def _run(work: queue.SimpleQueue[tuple[Any, str]]) -> None:
+        while True:
+            staging, upload_id = work.get()
+            try:
+                staging.discard(upload_id)
+            except Exception as exc:  # noqa: BLE001 - the collector removes it later
+                log.warning("could not remove the staging of upload %s: %s", upload_id, exc)
+
+
+_DISCARDS = _Discards()
 
 
 # ---- the layer API (InitiateLayerUpload / UploadLayerPart / CompleteLayerUpload) ----
@@ -235,15 +283,12 @@ def upload_part(
         raise errors.LimitExceededException(f"An upload may not have more than {MAX_PARTS} parts.")
     hasher = _hasher(ctx.blobs, upload_id, list(upload.segments or []), upload.hash_state)
     hasher.update(data)
-    upload.segments = ctx.blobs.staging.append(upload_id, list(upload.segments or []), [data])
-    upload.size = size + len(data)
-    upload.hash_state = hasher.serialize()
-    if upload.parts > 0 and upload.last_part_size < MIN_PART_SIZE:
-        upload.small_part_seen = True
-    upload.parts += 1
-    upload.last_part_size = len(data)
-    upload.updated_at = ctx.now
-    ctx.session.flush()
+    segments = ctx.blobs.staging.append(upload_id, list(upload.segments or []), [data])
+    ctx.session.connection().execute(_RECORD_PART, {
+        "upload": upload_id, "segments": segments, "size": size + len(data), "hash_state": hasher.serialize(),
+        "small_part_seen": upload.small_part_seen or (upload.parts > 0 and upload.last_part_size < MIN_PART_SIZE),
+        "parts": upload.parts + 1, "last_part_size": len(data), "updated_at": ctx.now})
+    ctx.session.expire(upload)
     return last
 
 

@@ -1,12 +1,26 @@
-"""Statements whose spelling differs between SQLite and PostgreSQL."""
+"""Statements whose spelling differs between SQLite and PostgreSQL, and inserts for hot paths.
+
+Statements here are built once per table and dialect: building one with SQLAlchemy's expression
+language costs more than running it (about 0.3 ms here), and an ORM flush of a handful of
+rows cost about three times the plain INSERTs.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, TypeVar
 
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
+
+M = TypeVar("M")
+
+
+@functools.cache
+def _insert_ignore(dialect: str, model: type) -> Any:
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(model).on_conflict_do_nothing()
 
 
 def insert_ignore(session: Session, model: type, values: dict[str, Any]) -> bool:
@@ -15,10 +29,37 @@ def insert_ignore(session: Session, model: type, values: dict[str, Any]) -> bool
     Concurrent writers on PostgreSQL may race to create the same row (a blob both pushes
     upload, a schedule both job threads start); the loser must not fail its transaction.
     """
-    dialect = session.get_bind().dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite
-    stmt = module.insert(model).values(**values).on_conflict_do_nothing()
-    return session.execute(stmt).rowcount > 0
+    conn = session.connection()
+    return conn.execute(_insert_ignore(conn.dialect.name, model), values).rowcount > 0
+
+
+@functools.cache
+def _insert(model: type) -> Any:
+    return insert(model)
+
+
+def insert_rows(session: Session, model: type, rows: list[dict[str, Any]]) -> None:
+    """INSERT ``rows`` (each naming every column it sets) in one statement, without the ORM.
+    Pending ORM changes are flushed first, so that statements run in the order they were made."""
+    if rows:
+        session.flush()
+        session.connection().execute(_insert(model), rows)
+
+
+def insert_loaded(session: Session, model: type[M], values: dict[str, Any]) -> M:
+    """INSERT one row and return it as a persistent ORM object of ``session``, as if just loaded.
+
+    ``values`` must give every column but an autoincremented primary key, which is filled in;
+    relationships are left unloaded (they load from the database when first read). Pending ORM
+    changes are flushed first, so that statements run in the order the caller made them."""
+    session.flush()
+    result = session.connection().execute(_insert(model), values)
+    row = model(**values)
+    for column, key in zip(model.__table__.primary_key.columns, result.inserted_primary_key, strict=True):  # type: ignore[attr-defined]
+        setattr(row, column.key, key)
+    make_transient_to_detached(row)
+    session.add(row)
+    return row
 
 
 def lock_blob(session: Session, digest: str) -> None:

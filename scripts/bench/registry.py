@@ -12,15 +12,20 @@ throw-away data directories (Distribution with its own config file, never the sy
 both are stopped by PID at the end, also on errors.
 
 Measured, each on both servers with the same client, rounds interleaved: push of a 256 MiB
-random blob (POST + streamed PUT ?digest=), pull of it, pull of a small image (manifest,
-config, three 4-6 KiB layers on one connection), manifest GETs per second from 16 connections,
-and the growth of our gunicorn worker's RSS while a 1 GiB layer is pushed. Figures are medians
-(every run is printed too). The machine this runs on is shared and noisy, with clients and
-servers on the same two CPUs, so absolute figures mean little; the ratio to a well-known Go
-registry measured in the same minute is what tells whether our data plane is in its league.
+random blob (monolithic: POST + streamed PUT ?digest=; chunked: POST, PATCHes of 32 MiB with
+Content-Range, PUT ?digest=), pull of it, push of a small image the way docker does it (per
+blob HEAD, POST, PATCH, PUT; then the manifest), pull of a small image (manifest, config, three
+4-6 KiB layers on one connection), manifest GETs per second from 16 connections, and the growth
+of our gunicorn worker's RSS while a 1 GiB layer is pushed. Figures are medians (every run is
+printed too). The machine's single-core sha256 rate (hashlib, and rehashes, which keeps our
+uploads' resumable state) is measured in the same run: a push hashes every byte, so that rate
+bounds it. The machine this runs on is shared and noisy, with clients and servers on the same
+two CPUs, so absolute figures mean little; the ratio to a well-known Go registry measured in
+the same minute is what tells whether our data plane is in its league.
 
-Bars, printed as PASS/FAIL: pulls at least as fast as Distribution (ratio >= 1.0), pushes at
-least 0.8x, RSS growth under 100 MiB. The exit status is 0 either way: a report, not a test.
+Bars, printed as PASS/FAIL: blob pushes at least 1.1x Distribution and at 90% of the sha256
+rate, the small-image push 1.5x as fast, pulls 1.3x and manifest GETs 2x, RSS growth under
+100 MiB. The exit status is 0 either way: a report, not a test.
 """
 
 from __future__ import annotations
@@ -41,10 +46,13 @@ from registry_clients import (
     pull_blob,
     pull_image,
     push_blob,
+    push_blob_chunked,
     push_image,
+    push_image_like_docker,
     python_rps,
     random_file,
     rss_growth,
+    sha256_rates,
     wrk_rps,
 )
 from registry_targets import DISTRIBUTION, MIB, Target, distribution, ecr_emulator
@@ -80,11 +88,12 @@ def interleaved(targets: list[Target], runs: int, measure: Callable[[Target, int
     return results
 
 
-def synced_push(target: Target, path: Path, digest: str) -> float:
+def synced_push(target: Target, path: Path, digest: str, chunked: bool = False) -> float:
     """Push after flushing dirty pages (untimed), so that neither server's push waits on the
-    write-back of bytes the other server (or the blob generator) wrote just before."""
+    write-back of bytes the other server (or the blob generator) wrote just before. Each push
+    of a blob goes to a repository of its own, so neither server can skip bytes it holds."""
     os.sync()
-    return push_blob(target, path, digest)
+    return (push_blob_chunked if chunked else push_blob)(target, path, digest)
 
 
 def main() -> int:
@@ -121,6 +130,10 @@ def main() -> int:
     print("clients: blob push curl -T (POST, then PUT ?digest= with the file streamed; sync before each push);")
     print("         blob pull Python http.client readinto an 8 MiB buffer; small image Python http.client, one")
     print(f"         keep-alive connection per pull; manifest load {load_client}")
+    hashing = sha256_rates()
+    print(f"sha256 on one core of this machine: hashlib {hashing['hashlib']:.0f} MiB/s, rehashes "
+          f"{hashing['rehashes']:.0f} MiB/s")
+    hash_rate = min(hashing.values())
 
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ecr-bench-", dir=args.tmp)))
@@ -144,6 +157,12 @@ def main() -> int:
         print("measuring ...", flush=True)
         push = interleaved(targets, args.repeats, lambda t, i: args.blob_mib / synced_push(t, *blobs[i]))
         pull = interleaved(targets, args.repeats, lambda t, i: args.blob_mib / pull_blob(t, blobs[i][1], size))
+        for i, (path, _) in enumerate(blobs):  # new bytes: no server may skip what it already holds
+            blobs[i] = (path, random_file(path, size, seed=f"bench-chunked-{i}-".encode()))
+        chunked = interleaved(targets, args.repeats,
+                              lambda t, i: args.blob_mib / synced_push(t, *blobs[i], chunked=True))
+        image_pushes = interleaved(targets, args.image_pulls,
+                                   lambda t, i: push_image_like_docker(t, f"pushed-{i}") * 1000)
         images = interleaved(targets, args.image_pulls, lambda t, i: pull_image(t) * 1000)
         manifests = interleaved(targets, args.load_runs, lambda t, i: rps(t, args.duration, args.connections))
         for path, _ in blobs:
@@ -157,6 +176,10 @@ def main() -> int:
     rows = [
         Row(f"push {args.blob_mib} MiB blob (median of {args.repeats})", "MiB/s",
             med(push[ours.name]), med(push[theirs.name]), True),
+        Row(f"push {args.blob_mib} MiB blob in 32 MiB PATCHes (median of {args.repeats})", "MiB/s",
+            med(chunked[ours.name]), med(chunked[theirs.name]), True),
+        Row(f"push small image like docker: HEAD/POST/PATCH/PUT x4 + manifest (median of {args.image_pulls})",
+            "ms", med(image_pushes[ours.name]), med(image_pushes[theirs.name]), False),
         Row(f"pull {args.blob_mib} MiB blob (median of {args.repeats})", "MiB/s",
             med(pull[ours.name]), med(pull[theirs.name]), True),
         Row(f"pull small image: manifest+config+3 layers (median of {args.image_pulls})", "ms",
@@ -164,7 +187,7 @@ def main() -> int:
         Row(f"manifest GET, {args.connections} connections (median of {args.load_runs})", "req/s",
             med(manifests[ours.name]), med(manifests[theirs.name]), True),
     ]
-    width = 66
+    width = 78
     print()
     print(f"{'measurement':<{width}} {'unit':>6} {'ecr-emulator':>13} {'Distribution':>13} {'ours/dist':>10}")
     print("-" * (width + 45))
@@ -175,27 +198,35 @@ def main() -> int:
     print("-" * (width + 45))
     print("(ms: lower is better; MiB/s and req/s: higher is better)")
     print("every run, in order:")
-    for label, data in (("push MiB/s", push), ("pull MiB/s", pull), ("manifest req/s", manifests)):
+    for label, data in (("push MiB/s", push), ("chunked MiB/s", chunked), ("pull MiB/s", pull),
+                        ("manifest req/s", manifests)):
         for name, values in data.items():
             print(f"  {label:<15} {name:<13} {' '.join(f'{v:.0f}' for v in values)}   (best {max(values):.0f})")
-    for name, values in images.items():
-        quartiles = statistics.quantiles(values, n=4)
-        print(f"  {'image pull ms':<15} {name:<13} min {min(values):.2f}  p25 {quartiles[0]:.2f}  "
-              f"median {med(values):.2f}  p75 {quartiles[2]:.2f}  max {max(values):.2f}")
+    for label, data in (("image push ms", image_pushes), ("image pull ms", images)):
+        for name, values in data.items():
+            quartiles = statistics.quantiles(values, n=4)
+            print(f"  {label:<15} {name:<13} min {min(values):.2f}  p25 {quartiles[0]:.2f}  "
+                  f"median {med(values):.2f}  p75 {quartiles[2]:.2f}  max {max(values):.2f}")
     print(f"  RSS (our worker) before {memory.before_mib:.1f} MiB, peak {memory.peak_mib:.1f} MiB, after "
           f"{memory.after_mib:.1f} MiB; the push ran at {args.big_mib / memory.push_seconds:.0f} MiB/s; "
           f"{memory.how}")
 
-    push_row, pull_row, image_row, manifest_row = rows
+    push_row, chunked_row, image_push_row, pull_row, image_row, manifest_row = rows
     bars = [
-        ("pulls >= 1.0x Distribution: blob pull throughput", pull_row.speed_ratio >= 1.0,
+        ("blob push >= 1.1x Distribution (monolithic)", push_row.speed_ratio >= 1.1, f"{push_row.speed_ratio:.2f}x"),
+        ("blob push >= 1.1x Distribution (chunked)", chunked_row.speed_ratio >= 1.1,
+         f"{chunked_row.speed_ratio:.2f}x"),
+        ("blob push >= 90% of the sha256 rate (monolithic)", push_row.ours >= 0.9 * hash_rate,
+         f"{100 * push_row.ours / hash_rate:.0f}% of {hash_rate:.0f} MiB/s"),
+        ("blob push >= 90% of the sha256 rate (chunked)", chunked_row.ours >= 0.9 * hash_rate,
+         f"{100 * chunked_row.ours / hash_rate:.0f}%"),
+        ("small-image push >= 1.5x as fast as Distribution", image_push_row.speed_ratio >= 1.5,
+         f"{image_push_row.speed_ratio:.2f}x as fast"),
+        ("pulls >= 1.3x Distribution: blob pull throughput", pull_row.speed_ratio >= 1.3,
          f"{pull_row.speed_ratio:.2f}x"),
-        ("pulls >= 1.0x Distribution: small image pull time", image_row.speed_ratio >= 1.0,
+        ("pulls >= 1.3x Distribution: small image pull time", image_row.speed_ratio >= 1.3,
          f"{image_row.speed_ratio:.2f}x as fast"),
-        ("pulls >= 1.0x Distribution: manifest GET req/s", manifest_row.speed_ratio >= 1.0,
-         f"{manifest_row.speed_ratio:.2f}x"),
-        ("pushes >= 0.8x Distribution: blob push throughput", push_row.speed_ratio >= 0.8,
-         f"{push_row.speed_ratio:.2f}x"),
+        ("manifest GETs >= 2x Distribution", manifest_row.speed_ratio >= 2.0, f"{manifest_row.speed_ratio:.2f}x"),
         (f"RSS growth < 100 MiB pushing a {args.big_mib} MiB layer", memory.growth_mib < 100,
          f"{memory.growth_mib:.1f} MiB"),
     ]

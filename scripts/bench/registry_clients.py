@@ -77,6 +77,124 @@ def push_blob(target: Target, path: Path, digest: str) -> float:
     return post + float(total)
 
 
+def push_blob_chunked(target: Target, path: Path, digest: str, chunk_mib: int = 32) -> float:
+    """POST an upload, PATCH the file in ``chunk_mib`` pieces (Content-Range, one keep-alive
+    connection, 1 MiB socket writes), then PUT ?digest= without a body. Returns seconds."""
+    started = time.perf_counter()
+    status, headers, _ = call(target, "POST", f"/v2/{REPO}/blobs/uploads/")
+    if status != 202:
+        raise RuntimeError(f"{target.name}: POST upload answered {status}")
+    location = headers["location"]
+    size, step = path.stat().st_size, chunk_mib * MIB
+    conn = http.client.HTTPConnection(target.host, target.port, timeout=300, blocksize=MIB)
+    try:
+        with open(path, "rb") as fh:
+            for first in range(0, size, step):
+                length = min(step, size - first)
+                url = urlsplit(urljoin(target.base, location))
+                conn.request("PATCH", url.path + (f"?{url.query}" if url.query else ""), body=_Slice(fh, length),
+                             headers={**target.headers, "Content-Type": "application/octet-stream",
+                                      "Content-Length": str(length),
+                                      "Content-Range": f"{first}-{first + length - 1}"})
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status != 202:
+                    raise RuntimeError(f"{target.name}: PATCH answered {resp.status}")
+                location = resp.getheader("Location", location)
+        url = urlsplit(put_url(target, location, digest))
+        conn.request("PUT", url.path + f"?{url.query}", headers={**target.headers, "Content-Length": "0"})
+        resp = conn.getresponse()
+        resp.read()
+        if resp.status != 201:
+            raise RuntimeError(f"{target.name}: PUT blob answered {resp.status}")
+    finally:
+        conn.close()
+    return time.perf_counter() - started
+
+
+class _Slice:
+    """The next ``length`` bytes of a file, as a request body http.client streams."""
+
+    def __init__(self, fh, length: int) -> None:  # type: ignore[no-untyped-def]
+        self.fh, self.left = fh, length
+
+    def read(self, size: int = -1) -> bytes:
+        if self.left <= 0:
+            return b""
+        data = self.fh.read(self.left if size < 0 else min(size, self.left))
+        self.left -= len(data)
+        return data
+
+
+def push_image_like_docker(target: Target, tag: str) -> float:
+    """A small image pushed the way docker/containerd push: per blob (config and three 4-6 KiB
+    layers, fresh random bytes each time) HEAD (absent), POST, PATCH with the bytes, PUT
+    ?digest= without a body; then the manifest PUT; one keep-alive connection. Returns seconds."""
+    layers = [os.urandom(4096 + 1024 * i) for i in range(3)]
+    layer_digests = ["sha256:" + hashlib.sha256(b).hexdigest() for b in layers]
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers",
+                                                                          "diff_ids": layer_digests}}).encode()
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": "sha256:" + hashlib.sha256(config).hexdigest(),
+                   "size": len(config)},
+        "layers": [{"mediaType": OCI_LAYER, "digest": d, "size": len(b)} for d, b in zip(layer_digests, layers,
+                                                                                      strict=True)],
+    }).encode()
+    conn = http.client.HTTPConnection(target.host, target.port, timeout=60)
+
+    def send(method: str, url: str, body: bytes | None = None, **headers: str) -> http.client.HTTPResponse:
+        parts = urlsplit(urljoin(target.base, url))
+        conn.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), body=body,
+                     headers={**target.headers, **headers})
+        resp = conn.getresponse()
+        resp.read()
+        return resp
+
+    started = time.perf_counter()
+    try:
+        for data in [config, *layers]:
+            digest = "sha256:" + hashlib.sha256(data).hexdigest()
+            if send("HEAD", f"/v2/{REPO}/blobs/{digest}").status != 404:
+                raise RuntimeError(f"{target.name}: a fresh blob already exists")
+            resp = send("POST", f"/v2/{REPO}/blobs/uploads/", b"", **{"Content-Length": "0"})
+            if resp.status != 202:
+                raise RuntimeError(f"{target.name}: POST upload answered {resp.status}")
+            resp = send("PATCH", resp.getheader("Location", ""), data,
+                        **{"Content-Type": "application/octet-stream"})
+            if resp.status != 202:
+                raise RuntimeError(f"{target.name}: PATCH answered {resp.status}")
+            resp = send("PUT", put_url(target, resp.getheader("Location", ""), digest), b"",
+                        **{"Content-Length": "0"})
+            if resp.status != 201:
+                raise RuntimeError(f"{target.name}: PUT blob answered {resp.status}")
+        resp = send("PUT", f"/v2/{REPO}/manifests/{tag}", manifest, **{"Content-Type": OCI_MANIFEST})
+        if resp.status != 201:
+            raise RuntimeError(f"{target.name}: PUT manifest answered {resp.status}")
+    finally:
+        conn.close()
+    return time.perf_counter() - started
+
+
+def sha256_rates(seconds: float = 2.0) -> dict[str, float]:
+    """MiB/s of sha256 on one core, for hashlib (what Distribution's Go sha256 compares with) and
+    for rehashes (the resumable state our uploads keep), over 4 MiB pieces of random data."""
+    from rehashes import PySha256
+
+    data = os.urandom(4 * MIB)
+    rates = {}
+    for name, make in (("hashlib", hashlib.sha256), ("rehashes", PySha256)):
+        best = 0.0
+        for _ in range(3):
+            h, done, started = make(), 0, time.perf_counter()
+            while time.perf_counter() - started < seconds / 3:
+                h.update(data)
+                done += len(data)
+            best = max(best, done / MIB / (time.perf_counter() - started))
+        rates[name] = best
+    return rates
+
+
 def pull_blob(target: Target, digest: str, size: int, follow: bool = False) -> float:
     """GET the blob on a fresh connection, read into one reused 8 MiB buffer. Returns seconds.
     With ``follow``, a redirect is followed (to the object store, without our credentials) and

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import bindparam, select
 
 from ecr_emulator.core import errors
 from ecr_emulator.core.context import Context
@@ -27,25 +26,25 @@ def check_tag(tag: str, where: str = "imageTag") -> None:
         )
 
 
+# Built once (see core/repositories.py): these run on every push and pull. An image's tags load
+# when first read (one query, as eager loading would cost, and none where they are not read).
+_BY_DIGEST = select(Image).where(Image.repository_id == bindparam("repository"), Image.digest == bindparam("digest"))
+_BY_TAG = (select(Image)
+           .join(ImageTag, ImageTag.image_id == Image.id)
+           .where(ImageTag.repository_id == bindparam("repository"), ImageTag.tag == bindparam("tag")))
+_TAG_ROW = select(ImageTag).where(ImageTag.repository_id == bindparam("repository"), ImageTag.tag == bindparam("tag"))
+
+
 def by_digest(ctx: Context, repo: Repository, digest: str) -> Image | None:
-    return ctx.session.scalars(
-        select(Image)
-        .where(Image.repository_id == repo.id, Image.digest == digest)
-        .options(selectinload(Image.tags))
-    ).first()
+    return ctx.session.scalars(_BY_DIGEST, {"repository": repo.id, "digest": digest}).first()
 
 
 def by_tag(ctx: Context, repo: Repository, tag: str) -> Image | None:
-    return ctx.session.scalars(
-        select(Image)
-        .join(ImageTag, ImageTag.image_id == Image.id)
-        .where(ImageTag.repository_id == repo.id, ImageTag.tag == tag)
-        .options(selectinload(Image.tags))
-    ).first()
+    return ctx.session.scalars(_BY_TAG, {"repository": repo.id, "tag": tag}).first()
 
 
 def tag_row(ctx: Context, repo: Repository, tag: str) -> ImageTag | None:
-    return ctx.session.get(ImageTag, (repo.id, tag))
+    return ctx.session.scalars(_TAG_ROW, {"repository": repo.id, "tag": tag}).first()
 
 
 def resolve(ctx: Context, repo: Repository, image_id: dict[str, Any]) -> tuple[Image | None, str | None, str]:

@@ -4,14 +4,16 @@ A pull (a registry manifest GET, BatchGetImage) is a read. Writing its time in t
 request made every pull wait for the database's write lock: behind pushes on SQLite (its
 single writer), and not at all when the disk is full, where pulls of existing images then
 failed. So a pull only notes the time in this process and wakes a writer thread, which writes
-every note taken so far in one short transaction. When the database is idle that happens a
-moment after the pull's response; under load, notes pile up while the writer waits for the
-lock and go in together, however many pulls they stand for. If the write fails (a full disk)
-the notes are kept and tried again every ``RETRY_INTERVAL``; pulls never notice.
+every note taken so far in one short transaction. The writer gathers notes for ``BATCH_WINDOW``
+after the first one wakes it, so a stream of pulls costs one write per window rather than
+one per pull (each a write transaction competing with pushes for SQLite's lock); under load,
+notes also pile up while the writer waits for the lock and go in together, however many pulls
+they stand for. If the write fails (a full disk) the notes are kept and tried again every
+``RETRY_INTERVAL``; pulls never notice.
 
-What this costs: a pull's time reaches DescribeImages a moment later (ECR itself refreshes it
-lazily, "at least once every 24 hours"), and a process killed with ``kill -9`` loses the notes
-not yet written. A lifecycle run in this process writes the notes first.
+What this costs: a pull's time reaches DescribeImages up to half a second later (ECR itself
+refreshes it lazily, "at least once every 24 hours"), and a process killed with ``kill -9``
+loses the notes not yet written. A lifecycle run in this process writes the notes first.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ecr_emulator.storage.models import Image, PullTimeExclusion, Repository
 log = logging.getLogger(__name__)
 
 RETRY_INTERVAL = 1.0
+BATCH_WINDOW = 0.5  # seconds the writer gathers notes before writing them
 # A pull is noted again only when the stored time is older than this (seconds).
 RESOLUTION = 1.0
 MAX_PENDING = 100_000  # notes kept while the database cannot be written; the oldest are dropped beyond
@@ -115,6 +118,7 @@ class PullRecorder:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(RETRY_INTERVAL)  # a note wakes it; the timeout retries a failed write
+            if self._wake.wait(RETRY_INTERVAL):  # a note wakes it; the timeout retries a failed write
+                self._stop.wait(BATCH_WINDOW)  # gather the pulls that follow it (a stop cuts this short)
             self._wake.clear()
             self.flush()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, case, func, select
 
 from ecr_emulator.core import errors, layers, manifests, repositories
 from ecr_emulator.core.context import Context
@@ -24,10 +24,21 @@ from ecr_emulator.storage.models import (
     ImageTag,
     Repository,
 )
+from ecr_emulator.storage.sql import insert_loaded, insert_rows
 
 MAX_IMAGES_PER_REPOSITORY = 100_000
 MAX_TAGS_PER_IMAGE = 1000
 
+# Whether the manifest is stored, and how many images the repository holds, in one pass over the
+# (repository, digest) index. Statements are built once (see core/repositories.py).
+_STORED_AND_COUNT = select(
+    func.max(case((Image.digest == bindparam("digest"), Image.id))), func.count(Image.id)
+).where(Image.repository_id == bindparam("repository"))
+_TAGGED = select(ImageTag.image_id).where(ImageTag.repository_id == bindparam("repository"),
+                                          ImageTag.tag == bindparam("tag"))
+_TAGS_OF_IMAGE = select(func.count()).select_from(ImageTag).where(ImageTag.image_id == bindparam("image"))
+_CHILD_SIZES = select(Image.digest, Image.size).where(
+    Image.repository_id == bindparam("repository"), Image.digest.in_(bindparam("digests", expanding=True)))
 
 
 @dataclass
@@ -65,7 +76,9 @@ def put_image(
     if digest is not None and digest != manifest.digest:
         raise errors.ImageDigestDoesNotMatchException(digest, manifest.digest)
 
-    existing = lookup.by_digest(ctx, repo, manifest.digest)
+    stored_id, count = ctx.session.connection().execute(
+        _STORED_AND_COUNT, {"repository": repo.id, "digest": manifest.digest}).one()
+    existing = lookup.by_digest(ctx, repo, manifest.digest) if stored_id is not None else None
     if existing is not None:
         restored = existing.status != "ACTIVE"
         if restored:  # pushing an archived image again restores it (ECR 14.1)
@@ -77,9 +90,9 @@ def put_image(
             publish(ctx, ImagePushed(repo, existing, kind, tag))
         return PutResult(repo, existing, manifest, tag)
 
-    image = _store_new(ctx, repo, manifest)
+    image = _store_new(ctx, repo, manifest, count)
     if tag is not None:
-        _point_tag(ctx, repo, image, tag, new_image=True)
+        _point_tag(ctx, repo, image, tag, _tagged(ctx, repo, tag), new_image=True)
     publish(ctx, ImagePushed(repo, image, "replicated" if replicated else "new", tag))
     return PutResult(repo, image, manifest, tag)
 
@@ -94,40 +107,43 @@ def _retag(ctx: Context, repo: Repository, image: Image, tag: str | None, idempo
         if idempotent:
             return False
         raise errors.ImageAlreadyExistsException(image.digest, None, repo.name, ctx.registry_id)
-    current = lookup.tag_row(ctx, repo, tag)
-    if current is not None and current.image_id == image.id:
+    current = _tagged(ctx, repo, tag)
+    if current == image.id:
         if repositories.is_tag_immutable(repo, tag):
             raise errors.ImageTagAlreadyExistsException(tag, repo.name, ctx.registry_id)
         if idempotent:
             return False
         raise errors.ImageAlreadyExistsException(image.digest, tag, repo.name, ctx.registry_id)
-    _point_tag(ctx, repo, image, tag)
+    _point_tag(ctx, repo, image, tag, current)
     return True
 
 
-def _point_tag(ctx: Context, repo: Repository, image: Image, tag: str, *, new_image: bool = False) -> None:
-    """Put ``tag`` on ``image``, moving it off another image if the repository allows it."""
-    current = lookup.tag_row(ctx, repo, tag)
+def _tagged(ctx: Context, repo: Repository, tag: str) -> int | None:
+    """The id of the image ``tag`` is on, if any."""
+    return ctx.session.connection().execute(_TAGGED, {"repository": repo.id, "tag": tag}).scalar()
+
+
+def _point_tag(ctx: Context, repo: Repository, image: Image, tag: str, current: int | None, *,
+               new_image: bool = False) -> None:
+    """Put ``tag`` on ``image``, moving it off the image it is on (``current``) if the repository allows it."""
     if current is not None:
         if repositories.is_tag_immutable(repo, tag):
             raise errors.ImageTagAlreadyExistsException(tag, repo.name, ctx.registry_id)
         # The previous image keeps its other tags, or stays as an untagged image.
-        ctx.session.delete(current)
+        ctx.session.delete(lookup.tag_row(ctx, repo, tag))
         ctx.session.flush()
-    count = 0 if new_image else ctx.session.scalar(
-        select(func.count()).select_from(ImageTag).where(ImageTag.image_id == image.id)
-    )
+    count = 0 if new_image else ctx.session.scalar(_TAGS_OF_IMAGE, {"image": image.id})
     if count >= MAX_TAGS_PER_IMAGE:
         raise errors.LimitExceededException(
             f"The image with digest '{image.digest}' already has the maximum of {MAX_TAGS_PER_IMAGE} tags."
         )
-    ctx.session.add(ImageTag(repository_id=repo.id, tag=tag, image_id=image.id, tagged_at=ctx.now))
-    ctx.session.flush()
+    insert_rows(ctx.session, ImageTag, [{"repository_id": repo.id, "tag": tag, "image_id": image.id,
+                                         "tagged_at": ctx.now}])
     ctx.session.expire(image, ["tags"])
 
 
-def _store_new(ctx: Context, repo: Repository, manifest: manifests.Manifest) -> Image:
-    count = ctx.session.scalar(select(func.count(Image.id)).where(Image.repository_id == repo.id))
+def _store_new(ctx: Context, repo: Repository, manifest: manifests.Manifest, count: int) -> Image:
+    """Insert the image and the blobs or children it references (plain INSERTs: a push's hot path)."""
     if count >= MAX_IMAGES_PER_REPOSITORY:
         raise errors.LimitExceededException(
             f"The repository with name '{repo.name}' already holds the maximum of "
@@ -140,36 +156,33 @@ def _store_new(ctx: Context, repo: Repository, manifest: manifests.Manifest) -> 
     elif manifest.media_type in manifests.SCHEMA1:
         size = sum(sizes.get(d.digest, 0) for d in manifest.layers)
 
-    image = Image(
-        repository_id=repo.id,
-        digest=manifest.digest,
-        manifest=manifest.raw,
-        media_type=manifest.media_type,
-        artifact_media_type=manifest.artifact_media_type,
-        artifact_type=manifest.referrer_artifact_type,
-        subject_digest=manifest.subject.digest if manifest.subject else None,
-        annotations=manifest.annotations,
-        size=size,
-        pushed_at=ctx.now,
-        status="ACTIVE",
-    )
-    position = 0
+    image = insert_loaded(ctx.session, Image, {
+        "repository_id": repo.id,
+        "digest": manifest.digest,
+        "manifest": manifest.raw,
+        "media_type": manifest.media_type,
+        "artifact_media_type": manifest.artifact_media_type,
+        "artifact_type": manifest.referrer_artifact_type,
+        "subject_digest": manifest.subject.digest if manifest.subject else None,
+        "annotations": manifest.annotations,
+        "size": size,
+        "pushed_at": ctx.now,
+        "last_pulled_at": None,
+        "status": "ACTIVE",
+        "last_archived_at": None,
+        "last_activated_at": None,
+    })
+    blobs = []
     if manifest.config is not None:
-        image.blobs.append(
-            ImageBlob(position=0, digest=manifest.config.digest, size=manifest.config.size,
-                      media_type=manifest.config.media_type, kind="config")
-        )
-        position = 1
-    for i, layer in enumerate(manifest.layers):
-        layer_size = layer.size or sizes.get(layer.digest, 0)
-        image.blobs.append(
-            ImageBlob(position=position + i, digest=layer.digest, size=layer_size,
-                      media_type=layer.media_type, kind="layer")
-        )
-    for i, child in enumerate(manifest.children):
-        image.children.append(ImageChild(position=i, child_digest=child.digest))
-    ctx.session.add(image)
-    ctx.session.flush()
+        blobs.append({"image_id": image.id, "position": 0, "digest": manifest.config.digest,
+                      "size": manifest.config.size, "media_type": manifest.config.media_type, "kind": "config"})
+    for layer in manifest.layers:
+        blobs.append({"image_id": image.id, "position": len(blobs), "digest": layer.digest,
+                      "size": layer.size or sizes.get(layer.digest, 0), "media_type": layer.media_type,
+                      "kind": "layer"})
+    insert_rows(ctx.session, ImageBlob, blobs)
+    insert_rows(ctx.session, ImageChild, [{"image_id": image.id, "position": i, "child_digest": child.digest}
+                                          for i, child in enumerate(manifest.children)])
     return image
 
 
@@ -190,9 +203,7 @@ def _check_children(ctx: Context, repo: Repository, manifest: manifests.Manifest
     wanted = {c.digest for c in manifest.children}
     if not wanted:
         return 0
-    rows = ctx.session.execute(
-        select(Image.digest, Image.size).where(Image.repository_id == repo.id, Image.digest.in_(wanted))
-    ).all()
+    rows = ctx.session.connection().execute(_CHILD_SIZES, {"repository": repo.id, "digests": list(wanted)}).all()
     sizes = {d: s for d, s in rows}
     missing = [c.digest for c in manifest.children if c.digest not in sizes]
     if missing:
