@@ -158,7 +158,7 @@ def describe(ctx: Context, prefixes: list[str] | None, next_token: str | None,
 def matching(ctx: Context, name: str, scenario: str) -> CreationTemplate | None:
     """The template that applies when ECR creates repository ``name`` for ``scenario``: the longest
     prefix covering the name, else ROOT."""
-    candidates = [key for key in _prefixes_of(name)] + [ROOT]
+    candidates = [key for key in prefixes_of(name)] + [ROOT]
     rows = {row.key: row for row in ctx.session.scalars(
         select(CreationTemplate).where(CreationTemplate.account_id == ctx.scope.account_id,
                                        CreationTemplate.region == ctx.scope.region,
@@ -170,7 +170,7 @@ def matching(ctx: Context, name: str, scenario: str) -> CreationTemplate | None:
     return None
 
 
-def _prefixes_of(name: str) -> list[str]:
+def prefixes_of(name: str) -> list[str]:
     """``a/b/c`` -> ``["a/b", "a"]``: the prefixes whose implied ``/`` covers the name."""
     parts = name.split("/")
     return ["/".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)]
