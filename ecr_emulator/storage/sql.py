@@ -13,12 +13,14 @@ def insert_ignore(session: Session, model: type, values: dict[str, Any]) -> bool
     """INSERT a row unless one with the same key exists; True if this call inserted it.
 
     Concurrent writers on PostgreSQL may race to create the same row (a blob both pushes
-    upload, a schedule both job threads start); the loser must not fail its transaction.
+    upload, a schedule both job threads start); the loser must not fail its transaction. Whether
+    this call inserted is told by RETURNING (psycopg reports no rowcount for such an INSERT).
     """
     dialect = session.get_bind().dialect.name
     module = postgresql if dialect == "postgresql" else sqlite
-    stmt = module.insert(model).values(**values).on_conflict_do_nothing()
-    return session.execute(stmt).rowcount > 0
+    key = list(model.__table__.primary_key.columns)  # type: ignore[attr-defined]
+    stmt = module.insert(model).values(**values).on_conflict_do_nothing().returning(*key)
+    return session.execute(stmt).first() is not None
 
 
 def lock_blob(session: Session, digest: str) -> None:

@@ -4,7 +4,7 @@ that a rule covers (ECR-BEHAVIOUR 11.2).
 On a miss (no repository, no such tag or digest, a blob whose bytes are gone) or a cached tag due
 its daily check, and only when a rule covers the repository's name: the caller needs
 ``ecr:CreateRepository`` if the repository must be created (else the pull answers
-RepositoryNotFound, as ECR does) and ``ecr:BatchImportUpstreamImage`` (else "not found"). Then
+RepositoryNotFound, as ECR does) and ``ecr:BatchImportUpstreamImage`` (else "Requested image not found"). Then
 the fetch is handed to ``Services.run`` as outside work (no transaction open while the network
 is used) and the pull runs again; how the fetch went waits for it in ``ctx.carry``. A failed
 refresh serves the cached copy.
@@ -36,7 +36,9 @@ def on_miss(ctx: Context, miss: Miss) -> None:
     if not miss.repository_exists and not _may(ctx, "ecr:CreateRepository", miss.repository):
         return
     if not _may(ctx, "ecr:BatchImportUpstreamImage", miss.repository):
-        return
+        if miss.repository_exists:
+            return  # not found, as without a cache
+        raise errors.UpstreamImageFailure("ImageNotFound", "Requested image not found")  # ECR's words, not NAME_UNKNOWN
     if miss.stale and _immutable(ctx, miss):
         return  # an immutable cached tag is never updated (ECR 11.2)
     if miss.kind == "manifest" and not miss.stale and source.registry == DOCKER_HUB and "/" not in source.repository:

@@ -38,14 +38,14 @@ class InvalidSecret(Exception):
 
 
 _lock = threading.Lock()
-_cache: dict[str, tuple[tuple[float, int], dict[str, Any]]] = {}  # path -> ((mtime, size), parsed)
+_cache: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}  # path -> ((mtime in ns, size), parsed)
 
 
 def load_file(path: str) -> dict[str, Any]:
     """The file's secrets; ValueError (worded for the user) if it is missing or not a JSON object."""
     try:
         stat = os.stat(path)
-        key = (stat.st_mtime, stat.st_size)
+        key = (stat.st_mtime_ns, stat.st_size)
         with _lock:
             cached = _cache.get(path)
             if cached is not None and cached[0] == key:
