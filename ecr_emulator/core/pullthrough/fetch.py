@@ -19,6 +19,7 @@ cannot reach upstream the cached image stays and the next pull tries again a min
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 REFRESH_SECONDS = 24 * 3600.0  # ECR re-checks a cached tag upstream at least once per 24 hours
 RETRY_SECONDS = 60.0  # after a refresh that could not reach upstream
 MAX_DEPTH = 4  # indexes of indexes
+PARALLEL = 4  # blobs of one image fetched at the same time
 
 
 def base_url(services: Services, host: str) -> str:
@@ -239,11 +241,17 @@ class Fetch:
                 f"{self.source.url}: {message}") from None
 
     def _store_blobs(self, client: RegistryClient, wanted: list[Wanted]) -> None:
+        """The blobs the repository lacks, ``PARALLEL`` at a time (as pulling clients fetch layers)."""
         held = self._run(lambda ctx: layers.linked_sizes(ctx, repositories.get(ctx, self.repository),
                                                           [w.digest for w in wanted]))
-        for w in wanted:
-            if w.digest not in held:
+        missing = [w for w in wanted if w.digest not in held]
+        if len(missing) <= 1:
+            for w in missing:
                 self._store_blob(client, w)
+            return
+        with ThreadPoolExecutor(min(PARALLEL, len(missing)), thread_name_prefix="upstream-fetch") as pool:
+            for done in [pool.submit(self._store_blob, client, w) for w in missing]:
+                done.result()  # the first failure is the fetch's; the others finish (or fail) meanwhile
 
     def _store_blob(self, client: RegistryClient, wanted: Wanted) -> None:
         blobs = self.services.blobs
