@@ -181,18 +181,6 @@ class RegistryClient:
             media_type = (resp.headers.get("Content-Type") or "").split(";", 1)[0].strip() or None
             return raw, media_type, digest
 
-    def has_blob(self, repository: str, digest: str) -> bool:
-        what = f"blob {repository}@{digest}"
-        resp = self._send("HEAD", f"/v2/{quote(repository)}/blobs/{digest}", f"repository:{repository}:pull", {},
-                          what)
-        with resp:
-            if resp.status_code == 200:
-                return True
-            error = _status_error(resp, what)
-            if error.kind == NOT_FOUND:
-                return False
-            raise error
-
     @contextmanager
     def blob(self, repository: str, digest: str, size: int | None) -> Iterator[Iterator[bytes]]:
         """The blob's bytes as they arrive; more than ``size`` of them (when known) is an error,

@@ -30,23 +30,19 @@ from ecr_emulator.core.context import Context, Services
 from ecr_emulator.core.images import lookup
 from ecr_emulator.core.images import put as image_put
 from ecr_emulator.core.naming import Principal, Scope
-from ecr_emulator.core.pullthrough import leases, secrets
-from ecr_emulator.core.pullthrough.client import DENIED, NOT_FOUND, THROTTLED, RegistryClient, UpstreamError
+from ecr_emulator.core.pullthrough import leases, secrets, upstream
+from ecr_emulator.core.pullthrough.client import DENIED, NOT_FOUND, THROTTLED, UpstreamError
 from ecr_emulator.core.pullthrough.rules import Source
 from ecr_emulator.storage.models import Image, ImageBlob, PullThroughTag
 from ecr_emulator.storage.sql import lock_blob
 
 log = logging.getLogger(__name__)
+Registry = upstream.RegistryClient | upstream.LocalRegistry
 
 REFRESH_SECONDS = 24 * 3600.0  # ECR re-checks a cached tag upstream at least once per 24 hours
 RETRY_SECONDS = 60.0  # after a refresh that could not reach upstream
 MAX_DEPTH = 4  # indexes of indexes
 PARALLEL = 4  # blobs of one image fetched at the same time
-
-
-def base_url(services: Services, host: str) -> str:
-    """Where an upstream host is reached: its ``--upstream-endpoint``, else ``https://host``."""
-    return services.settings.upstream_endpoints.get(host.lower(), f"https://{host}")
 
 
 def failure(exc: UpstreamError, source: Source) -> errors.UpstreamImageFailure:
@@ -86,18 +82,26 @@ class Fetch:
     def _run(self, fn, write: bool = False):  # type: ignore[no-untyped-def]
         return self.services.run(self.scope, self.principal, fn, write=write)
 
-    def _client(self) -> RegistryClient:
+    def _client(self) -> Registry:
         """A client of the upstream with the rule's credentials; the secret errors ECR names."""
-        creds = None
-        if self.source.credential_arn:
-            creds = secrets.credentials(self.services.settings.secrets_file, self.scope, self.source.credential_arn)
-        return RegistryClient(base_url(self.services, self.source.url), creds, self.services.settings.upstream_timeout)
+        return upstream.connect(self.services, self.scope, self.source.url, self.source.credential_arn,
+                                self.source.custom_role_arn)
 
     # ---- images
 
     def image(self, reference: str, stale: bool) -> None:
         """Fetch ``reference`` (or re-check a cached tag). Raises UpstreamImageFailure, or
         UnableToGetUpstreamImageException when the rule's secret cannot be used."""
+        try:
+            self._image(reference, stale)
+        except UpstreamError as exc:
+            log.info("pull through cache: %s %s from %s: %s", self.repository, reference, self.source.url,
+                     exc.message)
+            if stale:
+                return self._checked(reference, RETRY_SECONDS)
+            raise failure(exc, self.source) from None
+
+    def _image(self, reference: str, stale: bool) -> None:
         what = f"image|{self.scope.account_id}|{self.scope.region}|{self.repository}|{reference}"
         with leases.hold(self.services.db, what, lambda: self._has(reference, stale)) as held:
             if not held or self._has(reference, stale):
@@ -110,14 +114,7 @@ class Fetch:
                 message = exc.message if isinstance(exc, errors.EcrError) else str(exc)
                 raise errors.UnableToGetUpstreamImageException(message) from None
             with client:
-                try:
-                    self._import(client, reference, stale)
-                except UpstreamError as exc:
-                    log.info("pull through cache: %s %s from %s: %s", self.repository, reference, self.source.url,
-                             exc.message)
-                    if stale:
-                        return self._checked(reference, RETRY_SECONDS)
-                    raise failure(exc, self.source) from None
+                self._import(client, reference, stale)
 
     def _has(self, reference: str, stale: bool) -> bool:
         """Whether the cache holds the image now (or, for a refresh, whether someone re-checked it)."""
@@ -134,7 +131,7 @@ class Fetch:
 
         return self._run(look)
 
-    def _import(self, client: RegistryClient, reference: str, stale: bool) -> None:
+    def _import(self, client: Registry, reference: str, stale: bool) -> None:
         raw, content_type, digest = client.manifest(self.source.repository, reference)
         if stale and digest == self._current(reference):
             return self._checked(reference, REFRESH_SECONDS)
@@ -162,7 +159,7 @@ class Fetch:
             raise UpstreamError(NOT_FOUND, f"manifest {self.source.repository} {reference} is not one ECR can "
                                            f"store: {exc.message}") from None
 
-    def _children(self, client: RegistryClient, index: manifests.Manifest, depth: int) -> list[manifests.Manifest]:
+    def _children(self, client: Registry, index: manifests.Manifest, depth: int) -> list[manifests.Manifest]:
         """The manifests an index names that the repository lacks, each before whatever names it."""
         if not index.is_index:
             return []
@@ -240,7 +237,7 @@ class Fetch:
                 f"The layer with digest '{digest}' could not be fetched from the upstream registry "
                 f"{self.source.url}: {message}") from None
 
-    def _store_blobs(self, client: RegistryClient, wanted: list[Wanted]) -> None:
+    def _store_blobs(self, client: Registry, wanted: list[Wanted]) -> None:
         """The blobs the repository lacks, ``PARALLEL`` at a time (as pulling clients fetch layers)."""
         held = self._run(lambda ctx: layers.linked_sizes(ctx, repositories.get(ctx, self.repository),
                                                           [w.digest for w in wanted]))
@@ -253,7 +250,7 @@ class Fetch:
             for done in [pool.submit(self._store_blob, client, w) for w in missing]:
                 done.result()  # the first failure is the fetch's; the others finish (or fail) meanwhile
 
-    def _store_blob(self, client: RegistryClient, wanted: Wanted) -> None:
+    def _store_blob(self, client: Registry, wanted: Wanted) -> None:
         blobs = self.services.blobs
         for _ in range(3):
             if self._run(lambda ctx: self._link_stored(ctx, wanted.digest), write=True):
@@ -274,7 +271,7 @@ class Fetch:
         uploads.link_blob(ctx, repositories.get(ctx, self.repository), digest, size)
         return True
 
-    def _download(self, client: RegistryClient, wanted: Wanted) -> None:
+    def _download(self, client: Registry, wanted: Wanted) -> None:
         """Stream the blob from upstream through an upload of the repository: staged while hashed,
         verified, placed and linked as a pushed blob is."""
         upload_id = self._run(lambda ctx: uploads.initiate(ctx, self.repository).id, write=True)

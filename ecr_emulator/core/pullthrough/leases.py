@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
-from ecr_emulator.core.pullthrough.client import UNAVAILABLE, UpstreamError
+from ecr_emulator.core.pullthrough.client import NOT_FOUND, UNAVAILABLE, UpstreamError
 from ecr_emulator.storage.db import Database
 from ecr_emulator.storage.models import UpstreamFetch
 from ecr_emulator.storage.sql import insert_ignore
@@ -32,6 +32,7 @@ LEASE_SECONDS = 30.0
 RENEW_SECONDS = 5.0
 POLL_SECONDS = 0.1
 MAX_WAIT = 1800.0  # a waiter gives up after this long even if the holder keeps renewing
+_held = threading.local()  # what this thread holds: a fetch that needs itself is a cycle of rules
 
 
 def _key(text: str) -> str:
@@ -78,6 +79,9 @@ def hold(db: Database, what: str, done: Callable[[], bool]) -> Iterator[bool]:
     """Yields True holding the lease on ``what`` (check ``done()`` again: another holder may have
     finished just before), or False once ``done()`` says another holder fetched it."""
     key, token = _key(what), uuid.uuid4().hex
+    mine: set[str] = _held.__dict__.setdefault("keys", set())
+    if key in mine:  # A caches from B, which caches from A: this thread would wait for itself
+        raise UpstreamError(NOT_FOUND, f"{what}: pull through cache rules lead back to this registry")
     deadline = time.monotonic() + MAX_WAIT
     while True:
         if done():
@@ -90,9 +94,11 @@ def hold(db: Database, what: str, done: Callable[[], bool]) -> Iterator[bool]:
         time.sleep(POLL_SECONDS)
     renewer = _Renewer(db, key, token)
     renewer.start()
+    mine.add(key)
     try:
         yield True
     finally:
+        mine.discard(key)
         renewer.stopped.set()
         try:
             db.run(lambda s: s.execute(delete(UpstreamFetch).where(UpstreamFetch.key == key,

@@ -140,9 +140,12 @@ def create(ctx: Context, p: dict[str, Any]) -> PullThroughRule:
         if upstream_prefix != ROOT:
             raise errors.ValidationException("upstreamRepositoryPrefix can only be set for a rule whose upstream is "
                                              "an ECR registry.")
-    elif prefix == ROOT and upstream_prefix != ROOT:
-        raise errors.ValidationException("upstreamRepositoryPrefix can only be set when ecrRepositoryPrefix is not "
-                                         "ROOT.")
+    else:
+        if prefix == ROOT and upstream_prefix != ROOT:
+            raise errors.ValidationException("upstreamRepositoryPrefix can only be set when ecrRepositoryPrefix is "
+                                             "not ROOT.")
+        if url.split(".")[0] == ctx.scope.account_id and f".ecr.{ctx.scope.region}." in url:
+            raise errors.ValidationException("A registry cannot be its own upstream registry.")
     _check_credentials(ctx, upstream, p.get("credentialArn"), p.get("customRoleArn"))
     if _find(ctx, prefix) is not None:
         raise errors.PullThroughCacheRuleAlreadyExistsException(

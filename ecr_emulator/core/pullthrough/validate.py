@@ -13,27 +13,20 @@ from typing import Any
 from ecr_emulator.core import errors
 from ecr_emulator.core.context import Context, OutsideWork, Services
 from ecr_emulator.core.naming import Scope
-from ecr_emulator.core.pullthrough import secrets
-from ecr_emulator.core.pullthrough.client import RegistryClient, UpstreamError
-from ecr_emulator.core.pullthrough.fetch import base_url
+from ecr_emulator.core.pullthrough import secrets, upstream
+from ecr_emulator.core.pullthrough.client import UpstreamError
 from ecr_emulator.storage.models import PullThroughRule
 
 
-def check(services: Services, scope: Scope, url: str, credential_arn: str | None) -> str | None:
+def check(services: Services, scope: Scope, url: str, credential_arn: str | None, role_arn: str | None) -> str | None:
     """Why the upstream cannot be used with these credentials, or None."""
-    creds = None
-    if credential_arn:
-        try:
-            creds = secrets.credentials(services.settings.secrets_file, scope, credential_arn)
-        except errors.EcrError as exc:
-            return f"{exc.code}: {exc.message}"
-        except secrets.InvalidSecret as exc:
-            return str(exc)
     try:
-        with RegistryClient(base_url(services, url), creds, services.settings.upstream_timeout) as client:
+        with upstream.connect(services, scope, url, credential_arn, role_arn) as client:
             client.check()
-    except UpstreamError as exc:
-        return exc.message
+    except errors.EcrError as exc:
+        return f"{exc.code}: {exc.message}"
+    except (secrets.InvalidSecret, UpstreamError) as exc:
+        return str(exc)
     return None
 
 
@@ -41,10 +34,11 @@ def result(ctx: Context, row: PullThroughRule) -> dict[str, Any]:
     """``isValid`` and ``failure`` for the rule (the check itself runs outside the transaction)."""
     key = ("pull-through-validate", ctx.scope, row.key)
     if key not in ctx.carry:
-        services, scope, url, arn = ctx.services, ctx.scope, row.upstream_url, row.credential_arn
+        services, scope, url, arn, role = (ctx.services, ctx.scope, row.upstream_url, row.credential_arn,
+                                           row.custom_role_arn)
 
         def work(carry: dict[Any, Any]) -> None:
-            carry[key] = check(services, scope, url, arn)
+            carry[key] = check(services, scope, url, arn, role)
 
         raise OutsideWork(work)
     reason = ctx.carry[key]
