@@ -22,15 +22,9 @@ pytestmark = pytest.mark.clients
 DAY = 24 * 3600
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    w = pullthrough_world.start(tmp_path_factory.mktemp("ptc-pulls"))
-    yield w
-    w.stop()
-
-
 @pytest.fixture
-def w(world):
+def w(ptc_world):
+    world = ptc_world
     world.reset()
     ecr = world.client()
     ecr.create_pull_through_cache_rule(ecrRepositoryPrefix="quay", upstreamRegistryUrl="quay.io")

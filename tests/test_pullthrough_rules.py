@@ -15,11 +15,9 @@ from tests.pullthrough_world import ACCOUNT, HUB_SECRET, OTHER_SECRET, REGION
 from tests.server import make_client
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    w = pullthrough_world.start(tmp_path_factory.mktemp("ptc-rules"))
-    yield w
-    w.stop()
+@pytest.fixture
+def world(ptc_world):
+    return ptc_world
 
 
 @pytest.fixture

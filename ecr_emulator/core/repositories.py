@@ -45,18 +45,9 @@ def find(ctx: Context, name: str, *, for_update: bool = False) -> Repository | N
 def name_page(ctx: Context, n: int, last: str | None) -> tuple[list[str], bool]:
     """The registry's catalog: up to ``n`` repository names of the registry after ``last``, in
     order, and whether more follow."""
-    if not n:
-        return [], False
-    stmt = (
-        select(Repository.name)
-        .where(Repository.account_id == ctx.scope.account_id, Repository.region == ctx.scope.region)
-        .order_by(Repository.name)
-        .limit(n + 1)
-    )
-    if last:
-        stmt = stmt.where(Repository.name > last)
-    found = list(ctx.session.scalars(stmt))
-    return found[:n], len(found) > n
+    stmt = select(Repository.name).where(Repository.account_id == ctx.scope.account_id,
+                                         Repository.region == ctx.scope.region)
+    return pagination.page_after(ctx, stmt, Repository.name, n, last)
 
 
 def view(ctx: Context, repo: Repository) -> dict[str, Any]:

@@ -128,19 +128,9 @@ def tag_page(ctx: Context, repository_name: str, n: int, last: str | None) -> tu
     """The registry's tag list: up to ``n`` tags of active images after ``last``, in order, and
     whether more follow. A pull through cache lists what it holds, as ECR does."""
     repo = repositories.get(ctx, repository_name)
-    if not n:
-        return [], False
-    stmt = (
-        select(ImageTag.tag)
-        .join(Image, Image.id == ImageTag.image_id)
-        .where(ImageTag.repository_id == repo.id, Image.status == "ACTIVE")
-        .order_by(ImageTag.tag)
-        .limit(n + 1)
-    )
-    if last:
-        stmt = stmt.where(ImageTag.tag > last)
-    found = list(ctx.session.scalars(stmt))
-    return found[:n], len(found) > n
+    stmt = (select(ImageTag.tag).join(Image, Image.id == ImageTag.image_id)
+            .where(ImageTag.repository_id == repo.id, Image.status == "ACTIVE"))
+    return pagination.page_after(ctx, stmt, ImageTag.tag, n, last)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from ecr_emulator.core import errors, pagination
 from ecr_emulator.core.context import Context
 from ecr_emulator.core.pullthrough import secrets
-from ecr_emulator.core.templates import prefixes_of
+from ecr_emulator.core.templates import covering
 from ecr_emulator.storage.models import PullThroughRule
 
 ROOT = "ROOT"
@@ -214,17 +214,10 @@ class Source:
 def source_for(ctx: Context, name: str) -> Source | None:
     """The upstream of repository ``name``: the rule with the longest covering prefix, else the
     ROOT rule, mapped to the upstream repository name; None if no rule covers the name."""
-    candidates = prefixes_of(name) + [ROOT]
-    rows = {row.key: row for row in ctx.session.scalars(
-        select(PullThroughRule).where(PullThroughRule.account_id == ctx.scope.account_id,
-                                      PullThroughRule.region == ctx.scope.region,
-                                      PullThroughRule.key.in_(candidates)))}
-    for key in candidates:  # longest first, ROOT last
-        row = rows.get(key)
-        if row is None:
-            continue
-        rest = name if key == ROOT else name[len(key) + 1:]
-        upstream_name = rest if row.upstream_prefix == ROOT else f"{key_of(row.upstream_prefix)}/{rest}"
-        return Source(row.upstream_registry, row.upstream_url, row.credential_arn, row.custom_role_arn,
-                      upstream_name)
-    return None
+    rows = covering(ctx, PullThroughRule, name)
+    if not rows:
+        return None
+    row = rows[0]
+    rest = name if row.key == ROOT else name[len(row.key) + 1:]
+    upstream_name = rest if row.upstream_prefix == ROOT else f"{key_of(row.upstream_prefix)}/{rest}"
+    return Source(row.upstream_registry, row.upstream_url, row.credential_arn, row.custom_role_arn, upstream_name)
