@@ -12,6 +12,7 @@ refresh serves the cached copy.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ecr_emulator.core import access, errors, repositories
@@ -21,6 +22,8 @@ from ecr_emulator.core.pullthrough.fetch import Fetch
 from ecr_emulator.core.readthrough import Miss
 
 DOCKER_HUB = "docker-hub"
+# What may be asked of an upstream: an OCI tag, or a sha256 digest (what the cache can verify).
+REFERENCE = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}|sha256:[a-f0-9]{64}")
 
 
 def on_miss(ctx: Context, miss: Miss) -> None:
@@ -30,6 +33,8 @@ def on_miss(ctx: Context, miss: Miss) -> None:
         if outcome is None or miss.stale:
             return
         raise outcome
+    if not REFERENCE.fullmatch(miss.reference):
+        return
     source = rules.source_for(ctx, miss.repository)
     if source is None:
         return
