@@ -25,7 +25,7 @@ from tests.images import build_image, push_via_api, random_layer, registry_sessi
 from tests.roundrobin import RoundRobinProxy
 from tests.scan_images import alpine_image, ubuntu_image
 from tests.server import LiveServer, start_server
-from tests.test_clients import need, run
+from tests.tools import need, run
 
 MIB = 1024 * 1024
 

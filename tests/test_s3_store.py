@@ -19,9 +19,7 @@ import requests
 from tests.conftest import make_client
 from tests.images import build_image, push_via_api, random_layer, registry_session, sha
 from tests.server import eventually, start_server
-from tests.test_clients import (  # noqa: F401 - fixtures and tests run here on the S3-backed server
-    login_password,
-    skopeo,
+from tests.test_clients import (  # noqa: F401 - tests run here on the S3-backed server (fixtures: conftest)
     test_skopeo_copy_all_multi_arch,
     test_skopeo_push_inspect_pull_roundtrip,
 )
@@ -104,7 +102,11 @@ def test_collection_removes_the_objects_of_deleted_images(server, ecr, repo, s3,
     dropped = {_blob_key(b.digest) for b in drop.blobs}
 
     def collected() -> set[str] | None:
-        server.run_jobs()  # schedules the periodic collection, runs it (unless a job thread has it)
+        # The collection is periodic on the emulator clock; a reset (before each test) forgets when
+        # it last ran, so move the clock past its interval each time, then run it (unless a job
+        # thread already has it).
+        server.advance_clock(3600)
+        server.run_jobs()
         stored = set(_keys(s3, bucket, "blobs/"))
         return None if dropped & stored else stored
 
