@@ -102,6 +102,13 @@ def _run(args: argparse.Namespace, settings: config.Settings) -> int:
             IamConfig.load(settings.iam_config)  # checked once here, so a bad file never reaches a worker
         except IamConfigError as exc:
             raise preflight.SetupError(f"--iam-config {exc}") from exc
+        if settings.secrets_file:
+            from ecr_emulator.core.pullthrough.secrets import load_file
+
+            try:
+                load_file(settings.secrets_file)  # read again at each use; a file that cannot work stops here
+            except ValueError as exc:
+                raise preflight.SetupError(f"--secrets-file {exc}") from exc
         preflight.check_ports(settings)
         return serve(settings)
 

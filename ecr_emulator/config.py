@@ -22,6 +22,7 @@ class Setting:
     default: Any
     help: str
     kind: type = str
+    repeat: bool = False  # the flag may be given several times (the variable separates values by commas)
 
 
 SETTINGS: list[Setting] = [
@@ -117,6 +118,15 @@ SETTINGS: list[Setting] = [
     Setting("blob_redirect", False, "answer blob GETs with a 307 redirect to a presigned object-store URL "
             "(valid 20 minutes) and return such URLs from GetDownloadUrlForLayer, instead of streaming the "
             "bytes through the emulator (s3 blob store only)", bool),
+    # ---- pull through cache (core/pullthrough/)
+    Setting("upstream_endpoint", "", "HOST=URL: fetch what pull through cache rules name upstream registry HOST "
+            "(e.g. registry-1.docker.io) from URL instead (e.g. http://127.0.0.1:5555, a registry on loopback); "
+            "repeat the flag, or separate entries with commas in the variable; other hosts are reached "
+            "over https://HOST", repeat=True),
+    Setting("secrets_file", "", "JSON file standing in for Secrets Manager: {\"<secret ARN>\": {\"username\": ..., "
+            "\"accessToken\": ...}}, read at each use, for the credentialArn of pull through cache rules"),
+    Setting("upstream_timeout", 30.0, "seconds to wait for an upstream registry to connect or to send more of "
+            "a response", float),
 ]
 
 
@@ -163,12 +173,17 @@ class Settings:
     s3_secret_access_key: str = ""
     s3_path_style: bool = False
     blob_redirect: bool = False
+    upstream_endpoint: str = ""
+    secrets_file: str = ""
+    upstream_timeout: float = 30.0
     access_key_accounts: dict[str, str] = field(default_factory=dict)
     registry_ports: dict[tuple[str, str], int] = field(default_factory=dict)
+    upstream_endpoints: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.access_key_accounts = parse_access_keys(self.access_keys)
         self.registry_ports = parse_registry_port_map(self.registry_port_map)
+        self.upstream_endpoints = parse_upstream_endpoints(self.upstream_endpoint)
         if (self.default_account, self.default_region) in self.registry_ports:
             raise ValueError(f"--registry-port-map names the default registry ({self.default_account}/"
                              f"{self.default_region}), which is served on --registry-port already")
@@ -217,6 +232,35 @@ def parse_registry_port_map(text: str) -> dict[tuple[str, str], int]:
     return mapping
 
 
+def parse_upstream_endpoints(text: str) -> dict[str, str]:
+    """``HOST=URL,...`` -> {host (lower case): URL without a trailing slash}."""
+    mapping: dict[str, str] = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        host, sep, url = item.partition("=")
+        host, url = host.strip().lower(), url.strip().rstrip("/")
+        if not sep or not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?", host) or \
+                not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", url):
+            raise ValueError(f"upstream endpoint {item!r} must be HOST=URL, e.g. "
+                             "registry-1.docker.io=http://127.0.0.1:5555")
+        if host in mapping:
+            raise ValueError(f"upstream endpoint names {host} twice")
+        mapping[host] = url
+    return mapping
+
+
+def _parsing(parse: Any) -> Any:
+    """A check that reports what ``parse`` refuses."""
+
+    def check(value: str) -> str | None:
+        try:
+            parse(value)
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+    return check
+
+
 KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "text"}
 
 
@@ -245,21 +289,15 @@ def _port(value: int) -> str | None:
     return None if 0 <= value <= 65535 else "must be a port number from 0 to 65535 (0 picks a free port)"
 
 
-def _access_keys_problem(value: str) -> str | None:
-    try:
-        parse_access_keys(value)
-    except ValueError as exc:
-        return str(exc)
-    return None
-
-
 # What a value must satisfy beyond its type; a function returns the problem, or None when fine.
 CHECKS: dict[str, Any] = {
     "api_port": _port,
     "registry_port": _port,
     "default_account": lambda v: None if re.fullmatch(r"[0-9]{12}", v) else "must be a 12-digit AWS account id",
     "default_region": lambda v: None if re.fullmatch(r"[a-z0-9-]{1,32}", v) else "must be a region name such as us-east-1",
-    "access_keys": _access_keys_problem,
+    "access_keys": _parsing(parse_access_keys),
+    "upstream_endpoint": _parsing(parse_upstream_endpoints),
+    "upstream_timeout": lambda v: None if v > 0 else "must be more than 0 seconds",
     "token_ttl": _at_least(1),
     "workers": _at_least(1),
     "threads": _at_least(1),
@@ -287,6 +325,8 @@ def add_arguments(parser: argparse.ArgumentParser, names: list[str] | None = Non
         help_text = f"{s.help}{shown} [env {env}]"
         if s.kind is bool:
             parser.add_argument(flag, dest=s.name, default=None, action=argparse.BooleanOptionalAction, help=help_text)
+        elif s.repeat:
+            parser.add_argument(flag, dest=s.name, default=None, action="append", type=s.kind, help=help_text)
         else:
             parser.add_argument(flag, dest=s.name, default=None, type=s.kind, help=help_text)
 
@@ -308,6 +348,8 @@ def load(args: argparse.Namespace | None = None, environ: dict[str, str] | None 
     known = {f.name for f in fields(Settings)}
     for s in SETTINGS:
         value = getattr(args, s.name, None) if args is not None else None
+        if isinstance(value, list):  # a repeated flag
+            value = ",".join(value)
         env = ENV_PREFIX + s.name.upper()
         source = f"--{s.name.replace('_', '-')} {value}"
         if value is None and env in environ:

@@ -100,6 +100,18 @@ def reg(ecr, server) -> requests.Session:
     return s
 
 
+# ---- pull-through cache tests: upstream registries and a server of their own (tests/pullthrough_world.py)
+
+
+@pytest.fixture(scope="module")
+def ptc_world(tmp_path_factory):
+    from tests import pullthrough_world
+
+    world = pullthrough_world.start(tmp_path_factory.mktemp("ptc"))
+    yield world
+    world.stop()
+
+
 # ---- lifecycle tests: a server of their own, background workers off (tests/lifecycle_world.py)
 
 

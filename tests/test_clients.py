@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,7 +20,7 @@ from tests.images import (
     write_oci_layout,
 )
 from tests.server import eventually
-from tests.tools import need, run
+from tests.tools import need, podman_logged_in, run
 
 pytestmark = pytest.mark.clients
 
@@ -104,22 +102,8 @@ def test_skopeo_without_login_is_refused(server, ecr, tmp_path):
 
 @pytest.fixture
 def podman(server, login_password, tmp_path):
-    need("podman")
-    if os.geteuid() != 0:
-        pytest.skip("podman tests run as root with the vfs storage driver")
-    root = Path(tempfile.mkdtemp(prefix="pm-", dir="/tmp"))  # podman wants a short runroot path
-    base = ["podman", "--root", str(root / "root"), "--runroot", str(root / "run"), "--storage-driver", "vfs",
-            "--cgroup-manager", "cgroupfs", "--events-backend", "none"]
-    authfile = tmp_path / "podman-auth.json"
-    run(*base, "login", "--tls-verify=false", "--authfile", str(authfile), "-u", "AWS", "--password-stdin",
-        server.registry, input=login_password)
-
-    def podman_(*args: str) -> str:
-        return run(*base, *args, env={"REGISTRY_AUTH_FILE": str(authfile)})
-
-    yield podman_
-    subprocess.run([*base, "system", "reset", "--force"], capture_output=True, timeout=120)
-    shutil.rmtree(root, ignore_errors=True)
+    with podman_logged_in(server.registry, login_password, tmp_path) as podman_:
+        yield podman_
 
 
 def test_podman_pull_and_push(podman, reg, server, ecr):

@@ -116,7 +116,7 @@ def test_every_modelled_error_has_a_class_with_the_same_name():
     protocol = {"SerializationException", "UnknownOperationException", "MissingAuthenticationTokenException",
                 "NotImplementedException", "AccessDeniedException", "BlobUnknown", "ImageReferencedByIndex",
                 "IncompleteSignatureException", "InvalidSignatureException", "UnrecognizedClientException",
-                "RequestTooLarge", "StorageFullException"}
+                "RequestTooLarge", "StorageFullException", "UpstreamImageFailure"}
     assert set(classes) - names <= protocol
 
 

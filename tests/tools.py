@@ -6,6 +6,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -23,3 +27,27 @@ def need(tool: str) -> None:
         if os.environ.get("CI"):
             raise AssertionError(f"{tool} is required in CI (scripts/test installs it)")
         pytest.skip(f"{tool} not installed")
+
+
+@contextmanager
+def podman_logged_in(registry: str, password: str, workdir: Path) -> Iterator[Callable[..., str]]:
+    """podman (as root, vfs storage, its own root and runroot) logged in to ``registry`` as AWS;
+    yields a function running podman commands. Its storage is removed afterwards."""
+    need("podman")
+    if os.geteuid() != 0:
+        pytest.skip("podman tests run as root with the vfs storage driver")
+    root = Path(tempfile.mkdtemp(prefix="pm-", dir="/tmp"))  # podman wants a short runroot path
+    base = ["podman", "--root", str(root / "root"), "--runroot", str(root / "run"), "--storage-driver", "vfs",
+            "--cgroup-manager", "cgroupfs", "--events-backend", "none"]
+    authfile = workdir / "podman-auth.json"
+    run(*base, "login", "--tls-verify=false", "--authfile", str(authfile), "-u", "AWS", "--password-stdin",
+        registry, input=password)
+
+    def podman_(*args: str) -> str:
+        return run(*base, *args, env={"REGISTRY_AUTH_FILE": str(authfile)})
+
+    try:
+        yield podman_
+    finally:
+        subprocess.run([*base, "system", "reset", "--force"], capture_output=True, timeout=120)
+        shutil.rmtree(root, ignore_errors=True)

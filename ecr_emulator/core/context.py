@@ -31,6 +31,32 @@ from ecr_emulator.storage.blobstore import BlobStore
 from ecr_emulator.storage.db import Database, retrying
 
 T = TypeVar("T")
+MAX_OUTSIDE_WORK = 8  # rounds of outside work one unit of work may ask for before it must answer
+
+
+class OutsideWork(Exception):
+    """Raised inside a unit of work that cannot answer before some work is done with no
+    transaction open: a fetch from an upstream registry, which must not hold the database (SQLite's
+    single writer) while it waits on the network. ``Services.run`` rolls the unit back, calls
+    ``work(carry)`` outside any transaction and runs the unit again; ``carry`` is the same dict as
+    the rerun's ``ctx.carry``, so the work can tell the rerun how it went."""
+
+    def __init__(self, work: Callable[[dict[Any, Any]], None]) -> None:
+        super().__init__("work outside the transaction is needed first")
+        self.work = work
+
+    @classmethod
+    def together(cls, pending: list[OutsideWork]) -> OutsideWork:
+        """One request that needs several pieces of outside work (BatchGetImage of several
+        uncached images) does them all before its single rerun."""
+        if len(pending) == 1:
+            return pending[0]
+
+        def work(carry: dict[Any, Any]) -> None:
+            for each in pending:
+                each.work(carry)
+
+        return cls(work)
 
 
 @dataclass
@@ -56,13 +82,21 @@ class Services:
         that a concurrent transaction got there first (a unique row created meanwhile, a
         serialization failure, a deadlock): the second run sees the other writer's result and
         answers as ECR would had the two requests queued. ``fn`` must keep its effects inside
-        the unit (database rows, and outside effects undone by ``on_rollback``)."""
+        the unit (database rows, and outside effects undone by ``on_rollback``). A unit that
+        raises ``OutsideWork`` is run again once that work is done."""
+        carry: dict[Any, Any] = {}
 
         def attempt() -> T:
             with self.unit(scope, principal, write=write) as ctx:
+                ctx.carry = carry
                 return fn(ctx)
 
-        return retrying(attempt)
+        for _ in range(MAX_OUTSIDE_WORK):
+            try:
+                return retrying(attempt)
+            except OutsideWork as outside:
+                outside.work(carry)
+        raise RuntimeError(f"a unit of work asked for outside work {MAX_OUTSIDE_WORK} times")
 
     @contextmanager
     def unit(self, scope: Scope, principal: Principal | None = None, write: bool = False) -> Iterator[Context]:
@@ -90,6 +124,7 @@ class Context:
         self.after_commit: list[Callable[[], None]] = []
         self.on_rollback: list[Callable[[], None]] = []
         self.memo: dict[Any, Any] = {}  # per-request caches of derived facts
+        self.carry: dict[Any, Any] = {}  # what outside work told this run (Services.run)
         self._session: Session | None = None
         self._now: float | None = None
         self._transaction = ExitStack()

@@ -337,6 +337,48 @@ class TemplateNotFoundException(EcrError):
     pass
 
 
+class PullThroughCacheRuleAlreadyExistsException(EcrError):
+    pass
+
+
+class PullThroughCacheRuleNotFoundException(EcrError):
+    pass
+
+
+class UnsupportedUpstreamRegistryException(EcrError):
+    pass
+
+
+class SecretNotFoundException(EcrError):
+    pass
+
+
+class UnableToAccessSecretException(EcrError):
+    pass
+
+
+class UnableToDecryptSecretValueException(EcrError):
+    pass
+
+
+class UnableToGetUpstreamImageException(EcrError):
+    pass
+
+
+class UnableToGetUpstreamLayerException(EcrError):
+    pass
+
+
+class UpstreamImageFailure(EcrError):
+    """A pull through cache could not get an image from its upstream registry. Not an API error by
+    itself: BatchGetImage reports it per image with ``failure_code`` (ECR's ``ImageFailureCode``), the
+    registry as an OCI error (``registry/errors.py``)."""
+
+    def __init__(self, failure_code: str, message: str) -> None:
+        super().__init__(message)
+        self.failure_code = failure_code  # ImageNotFound | UpstreamAccessDenied | UpstreamTooManyRequests | ...
+
+
 # ---- registry-only situations that have no API twin ----
 
 

@@ -9,7 +9,8 @@ push it was, so that replication can leave replicated copies alone and scanning 
 retags.
 
 Views that add members to an API structure (the scan status in ``ImageDetail``) are not events;
-they are registered the same explicit way as ``detail_extensions``.
+they are registered the same explicit way as ``detail_extensions``, and so are the handlers a
+pull that misses asks before it answers not found (``read_through``, see ``core/readthrough.py``).
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ DetailExtension = Callable[["Context", "Repository", "Image", dict[str, Any]], N
 class Bus:
     _subscribers: dict[type, list[Subscriber]] = field(default_factory=dict)
     detail_extensions: list[DetailExtension] = field(default_factory=list)
+    read_through: list[Callable[[Context, Any], None]] = field(default_factory=list)
 
     def subscribe(self, event_type: type, subscriber: Subscriber) -> None:
         subscribers = self._subscribers.setdefault(event_type, [])

@@ -13,6 +13,7 @@ def wire(bus: Bus) -> Bus:
     from ecr_emulator.core import gc  # noqa: F401 - its job handler and periodic task
     from ecr_emulator.core.images import storage_class  # noqa: F401 - the restore job
     from ecr_emulator.core.lifecycle import execute, preview  # noqa: F401 - lifecycle jobs
+    from ecr_emulator.core.pullthrough import cache
     from ecr_emulator.core.replication import backfill, flow  # noqa: F401 - copy, delete and backfill jobs
     from ecr_emulator.core.scanning import runner, scans  # noqa: F401 - the scan jobs
 
@@ -23,4 +24,5 @@ def wire(bus: Bus) -> Bus:
     bus.subscribe(ImageDeleted, flow.on_delete)
     bus.subscribe(ImageUntagged, flow.on_untag)
     bus.detail_extensions.append(scans.on_detail)
+    bus.read_through.append(cache.on_miss)
     return bus

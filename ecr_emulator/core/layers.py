@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from sqlalchemy import bindparam, select
 
-from ecr_emulator.core import errors, repositories
+from ecr_emulator.core import errors, readthrough, repositories
 from ecr_emulator.core.context import Context
 from ecr_emulator.core.naming import DIGEST
+from ecr_emulator.core.readthrough import Miss
 from ecr_emulator.storage.models import Blob, Image, ImageBlob, Repository, RepositoryBlob
 
 DOWNLOAD_URL_TTL = 3600  # ECR's pre-signed S3 URLs live about an hour
@@ -87,14 +89,14 @@ def _sign_text(account: str, region: str, name: str, digest: str, expires: int) 
 def download_url(ctx: Context, repository_name: str, digest: str) -> str:
     """A URL on the registry listener that serves the layer without credentials for an hour,
     like the pre-signed S3 URL ECR returns. Only layers an image references qualify."""
-    repo = repositories.get(ctx, repository_name)
-    refs = _references(ctx, repo, [digest]) if DIGEST.fullmatch(digest) else {}
-    if digest in refs and not refs[digest][1] & {"ACTIVE"}:
+    blob = pull_blob(ctx, repository_name, digest)
+    repo = blob.repository
+    if blob.referenced and not blob.active:
         raise errors.LayerInaccessibleException(
             f"The layer with digest '{digest}' belongs only to archived images in the repository with name "
             f"'{repo.name}' in the registry with id '{ctx.registry_id}'. Restore an image first."
         )
-    if digest not in refs:
+    if not blob.referenced:
         linked = ctx.session.get(RepositoryBlob, (repo.id, digest)) is not None
         if linked:
             raise errors.LayerInaccessibleException(
@@ -129,15 +131,39 @@ def check_download_signature(ctx: Context, name: str, digest: str, expires: str,
     return ctx.services.tokens.check_url(text, signature)
 
 
-def readable_blob(ctx: Context, repo: Repository, digest: str) -> int | None:
-    """Size of a blob the repository may serve, else None: it must be linked to the repository
-    and, if images reference it, at least one of them must be active (archived layers cannot
-    be pulled)."""
-    size = linked_sizes(ctx, repo, [digest]).get(digest)
-    if size is None:
-        return None
-    refs = _references(ctx, repo, [digest])
-    if digest in refs and "ACTIVE" not in refs[digest][1]:
-        return None
-    return size
+@dataclass(frozen=True)
+class PulledBlob:
+    """What a pull needs to know of one blob in one repository."""
 
+    repository: Repository
+    size: int | None  # None: the repository does not hold the bytes
+    statuses: frozenset[str] = field(default_factory=frozenset)  # of the repository's images naming it
+
+    @property
+    def referenced(self) -> bool:
+        return bool(self.statuses)
+
+    @property
+    def active(self) -> bool:
+        return "ACTIVE" in self.statuses
+
+    @property
+    def readable(self) -> int | None:
+        """The size, if the repository may serve the bytes: they are linked to it and, if images
+        reference the blob, one of them is active (archived layers cannot be pulled)."""
+        return self.size if self.size is not None and (self.active or not self.referenced) else None
+
+
+def pull_blob(ctx: Context, repository_name: str, digest: str, *, read_through: bool = True) -> PulledBlob:
+    """The one blob read of both planes (registry blob GET/HEAD, GetDownloadUrlForLayer). A blob an
+    active image names but whose bytes the repository does not hold is offered to the read-through
+    handlers first (``core/readthrough.py``: the pull through cache fetches it again); a HEAD,
+    which pushers use to ask what to upload, passes ``read_through=False``."""
+    repo = repositories.get(ctx, repository_name)
+    if not DIGEST.fullmatch(digest):
+        return PulledBlob(repo, None)
+    size = linked_sizes(ctx, repo, [digest]).get(digest)
+    statuses = frozenset(_references(ctx, repo, [digest]).get(digest, (None, set()))[1])
+    if size is None and read_through and "ACTIVE" in statuses:
+        readthrough.offer(ctx, Miss("blob", repository_name, digest, repository_exists=True))
+    return PulledBlob(repo, size, statuses)

@@ -69,6 +69,18 @@ def page_by_keys(
     return rows, None
 
 
+def page_after(ctx: Context, stmt: Select, column: Any, n: int, last: str | None) -> tuple[list[Any], bool]:
+    """The registry's ``n``/``last`` listings (tags, catalog): up to ``n`` values of ``column``, which
+    ``stmt`` selects, after ``last`` in order, and whether more follow."""
+    if not n:
+        return [], False
+    stmt = stmt.order_by(column).limit(n + 1)
+    if last:
+        stmt = stmt.where(column > last)
+    found = list(ctx.session.scalars(stmt))
+    return found[:n], len(found) > n
+
+
 def page_list(items: list[Any], token: str | None, max_results: int | None, op: str) -> tuple[list[Any], str | None]:
     """Pagination over an already-computed list (offset based, for small derived lists)."""
     start = 0

@@ -56,6 +56,14 @@ def find(ctx: Context, name: str, *, for_update: bool = False) -> Repository | N
         return None
 
 
+def name_page(ctx: Context, n: int, last: str | None) -> tuple[list[str], bool]:
+    """The registry's catalog: up to ``n`` repository names of the registry after ``last``, in
+    order, and whether more follow."""
+    stmt = select(Repository.name).where(Repository.account_id == ctx.scope.account_id,
+                                         Repository.region == ctx.scope.region)
+    return pagination.page_after(ctx, stmt, Repository.name, n, last)
+
+
 def view(ctx: Context, repo: Repository) -> dict[str, Any]:
     """The ECR ``Repository`` structure."""
     out: dict[str, Any] = {

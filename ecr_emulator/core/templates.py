@@ -158,22 +158,19 @@ def describe(ctx: Context, prefixes: list[str] | None, next_token: str | None,
 def matching(ctx: Context, name: str, scenario: str) -> CreationTemplate | None:
     """The template that applies when ECR creates repository ``name`` for ``scenario``: the longest
     prefix covering the name, else ROOT."""
-    candidates = [key for key in _prefixes_of(name)] + [ROOT]
-    rows = {row.key: row for row in ctx.session.scalars(
-        select(CreationTemplate).where(CreationTemplate.account_id == ctx.scope.account_id,
-                                       CreationTemplate.region == ctx.scope.region,
-                                       CreationTemplate.key.in_(candidates)))}
-    for key in candidates:  # longest first, ROOT last
-        row = rows.get(key)
-        if row is not None and scenario in row.applied_for:
-            return row
-    return None
+    return next((row for row in covering(ctx, CreationTemplate, name) if scenario in row.applied_for), None)
 
 
-def _prefixes_of(name: str) -> list[str]:
-    """``a/b/c`` -> ``["a/b", "a"]``: the prefixes whose implied ``/`` covers the name."""
+def covering(ctx: Context, model: Any, name: str) -> list[Any]:
+    """Rows of ``model`` (a table of the registry's prefixes: creation templates, pull through cache
+    rules) whose prefix covers ``name``, the longest first, ROOT last. A prefix has an implied
+    trailing ``/``: ``a/b`` covers ``a/b/c``, not ``a/bc`` nor ``a/b`` itself."""
     parts = name.split("/")
-    return ["/".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)]
+    candidates = ["/".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)] + [ROOT]
+    rows = {row.key: row for row in ctx.session.scalars(
+        select(model).where(model.account_id == ctx.scope.account_id, model.region == ctx.scope.region,
+                            model.key.in_(candidates)))}
+    return [rows[key] for key in candidates if key in rows]
 
 
 def create_repository(ctx: Context, name: str, scenario: str) -> Repository:

@@ -50,9 +50,7 @@ def presigned_caller(services: Services, req: Request, params: dict[str, str]) -
 def get(call: Call, name: str, digest: str) -> Response:
     if not DIGEST.fullmatch(digest):
         raise OciError("DIGEST_INVALID", f"Invalid digest '{digest}'")
-    with call.services.unit(call.caller.scope, call.caller.principal) as ctx:
-        repo = repositories.get(ctx, name)
-        size = layers.readable_blob(ctx, repo, digest)
+    size = call.run(lambda ctx: layers.pull_blob(ctx, name, digest, read_through=request.method == "GET").readable)
     if size is None:
         raise errors.BlobUnknown(f"Blob {digest} is unknown to repository '{name}'")
     headers = {

@@ -69,10 +69,25 @@ CORE_TO_OCI: dict[type[errors.EcrError], tuple[str, str | None]] = {
     errors.EmptyUploadException: ("BLOB_UPLOAD_INVALID", None),
     errors.InvalidLayerPartException: ("BLOB_UPLOAD_INVALID", None),
     ImageReferencedByIndex: ("UNSUPPORTED", None),
+    errors.UnableToGetUpstreamImageException: ("DENIED", None),
+    errors.UnableToGetUpstreamLayerException: ("BLOB_UNKNOWN", None),
+}
+
+# A pull through cache that could not get an image from upstream (ECR-BEHAVIOUR 11.2): the image is
+# not there, or the caller may not import it, as ECR's "Requested image not found"; an upstream that
+# refused our credentials as ECR's observed "denied: The authentication to the upstream registry
+# failed..."; the rest name the cause after ECR's words.
+UPSTREAM_TO_OCI = {
+    "ImageNotFound": "MANIFEST_UNKNOWN",
+    "UpstreamAccessDenied": "DENIED",
+    "UpstreamTooManyRequests": "TOOMANYREQUESTS",
+    "UpstreamUnavailable": "MANIFEST_UNKNOWN",
 }
 
 
 def from_core(exc: errors.EcrError) -> OciError:
+    if isinstance(exc, errors.UpstreamImageFailure):
+        return OciError(UPSTREAM_TO_OCI.get(exc.failure_code, "MANIFEST_UNKNOWN"), exc.message)
     for cls in type(exc).__mro__:
         if cls in CORE_TO_OCI:
             code, message = CORE_TO_OCI[cls]

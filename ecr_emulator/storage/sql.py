@@ -20,17 +20,19 @@ M = TypeVar("M")
 @functools.cache
 def _insert_ignore(dialect: str, model: type) -> Any:
     module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(model).on_conflict_do_nothing()
+    key = list(model.__table__.primary_key.columns)  # type: ignore[attr-defined]
+    return module.insert(model).on_conflict_do_nothing().returning(*key)
 
 
 def insert_ignore(session: Session, model: type, values: dict[str, Any]) -> bool:
     """INSERT a row unless one with the same key exists; True if this call inserted it.
 
     Concurrent writers on PostgreSQL may race to create the same row (a blob both pushes
-    upload, a schedule both job threads start); the loser must not fail its transaction.
+    upload, a schedule both job threads start); the loser must not fail its transaction. Whether
+    this call inserted is told by RETURNING (psycopg reports no rowcount for such an INSERT).
     """
     conn = session.connection()
-    return conn.execute(_insert_ignore(conn.dialect.name, model), values).rowcount > 0
+    return conn.execute(_insert_ignore(conn.dialect.name, model), values).first() is not None
 
 
 @functools.cache

@@ -80,6 +80,10 @@ class IamConfig:
     def get(self, access_key_id: str) -> Declared | None:
         return self._by_key.get(access_key_id)
 
+    def acting_as(self, entity_arn: str) -> Principal | None:
+        """A declared principal whose IAM user or role is ``entity_arn`` (a role a service assumes)."""
+        return next((d.principal for d in self._by_key.values() if d.principal.entity_arn == entity_arn), None)
+
     def _declared_as(self, principal: Principal) -> Declared | None:
         found = self._by_key.get(principal.access_key_id)
         return found if found is not None and found.principal.arn == principal.arn else None

@@ -47,18 +47,27 @@ def tag_row(ctx: Context, repo: Repository, tag: str) -> ImageTag | None:
     return ctx.session.scalars(_TAG_ROW, {"repository": repo.id, "tag": tag}).first()
 
 
+def malformed(image_id: dict[str, Any]) -> tuple[str, str] | None:
+    """(failureCode, failureReason) of an ``ImageIdentifier`` that cannot name an image, else None."""
+    digest, tag = image_id.get("imageDigest"), image_id.get("imageTag")
+    if digest is None and tag is None:
+        return "MissingDigestAndTag", "Invalid request parameters: both tag and digest cannot be null"
+    if digest is not None and not DIGEST.fullmatch(digest):
+        return "InvalidImageDigest", "Invalid image digest"
+    if tag is not None and not IMAGE_TAG.fullmatch(tag):
+        return "InvalidImageTag", "Invalid image tag"
+    return None
+
+
 def resolve(ctx: Context, repo: Repository, image_id: dict[str, Any]) -> tuple[Image | None, str | None, str]:
     """Look up one ``ImageIdentifier``; returns (image, failureCode, failureReason).
 
     The failure codes are the ones BatchGetImage and BatchDeleteImage report per item.
     """
+    problem = malformed(image_id)
+    if problem is not None:
+        return None, *problem
     digest, tag = image_id.get("imageDigest"), image_id.get("imageTag")
-    if digest is None and tag is None:
-        return None, "MissingDigestAndTag", "Invalid request parameters: both tag and digest cannot be null"
-    if digest is not None and not DIGEST.fullmatch(digest):
-        return None, "InvalidImageDigest", "Invalid image digest"
-    if tag is not None and not IMAGE_TAG.fullmatch(tag):
-        return None, "InvalidImageTag", "Invalid image tag"
     if tag is not None:
         image = by_tag(ctx, repo, tag)
         if image is None:
@@ -86,7 +95,7 @@ def require(ctx: Context, repo: Repository, image_id: dict[str, Any], where: str
     raise errors.ImageNotFoundException(image_id, repo.name, ctx.registry_id)
 
 
-def echo_id(image: Image, image_id: dict[str, Any]) -> dict[str, str]:
+def echo_id(image: Image | Any, image_id: dict[str, Any]) -> dict[str, str]:
     """The imageId an operation answers with: the digest, plus the tag if the caller named one."""
     out = {"imageDigest": image.digest}
     if image_id.get("imageTag") is not None:

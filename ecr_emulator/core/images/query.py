@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, exists, func, select
+from sqlalchemy import bindparam, exists, func, literal, select
 from sqlalchemy.orm import selectinload
 
-from ecr_emulator.core import errors, pagination, repositories
-from ecr_emulator.core.context import Context
+from ecr_emulator.core import errors, pagination, readthrough, repositories
+from ecr_emulator.core.context import Context, OutsideWork
 from ecr_emulator.core.images import conversion, lookup, pulls
-from ecr_emulator.storage.models import Image, ImageTag, Repository
+from ecr_emulator.core.readthrough import Miss
+from ecr_emulator.storage.models import Image, ImageTag, PullThroughTag, Repository
 
 
 def image_detail(ctx: Context, repo: Repository, image: Image) -> dict[str, Any]:
@@ -123,9 +124,18 @@ def list_ids(
     return out, token
 
 
+def tag_page(ctx: Context, repository_name: str, n: int, last: str | None) -> tuple[list[str], bool]:
+    """The registry's tag list: up to ``n`` tags of active images after ``last``, in order, and
+    whether more follow. A pull through cache lists what it holds, as ECR does."""
+    repo = repositories.get(ctx, repository_name)
+    stmt = (select(ImageTag.tag).join(Image, Image.id == ImageTag.image_id)
+            .where(ImageTag.repository_id == repo.id, Image.status == "ACTIVE"))
+    return pagination.page_after(ctx, stmt, ImageTag.tag, n, last)
+
+
 @dataclass(frozen=True)
 class Pulled:
-    """What a registry pull needs of one manifest."""
+    """What a pull needs of one manifest."""
 
     image_id: int
     digest: str
@@ -133,24 +143,27 @@ class Pulled:
     manifest: bytes
     status: str
     last_pulled_at: float | None
+    check_after: float | None = None  # a tag a pull through cache stored: when to ask upstream again
 
 
 # The registry's hottest path (a manifest GET) in one statement per reference kind: repository,
 # tag and image are found together, and "no row" vs "no image" tells NAME_UNKNOWN from
-# MANIFEST_UNKNOWN. Outer joins keep the repository row when the image is missing.
+# MANIFEST_UNKNOWN. Outer joins keep the repository row when the image is missing; a tag that a
+# pull through cache stored brings the time it is due a check against upstream.
 _PULL_COLUMNS = (Repository.id, Image.id, Image.digest, Image.media_type, Image.manifest, Image.status,
                  Image.last_pulled_at)
 _SCOPE = (Repository.account_id == bindparam("account"), Repository.region == bindparam("region"),
           Repository.name == bindparam("name"))
 _PULL_BY_TAG = (
-    select(*_PULL_COLUMNS)
+    select(*_PULL_COLUMNS, PullThroughTag.next_check_at)
     .select_from(Repository)
     .outerjoin(ImageTag, (ImageTag.repository_id == Repository.id) & (ImageTag.tag == bindparam("ref")))
     .outerjoin(Image, Image.id == ImageTag.image_id)
+    .outerjoin(PullThroughTag, (PullThroughTag.repository_id == Repository.id) & (PullThroughTag.tag == ImageTag.tag))
     .where(*_SCOPE)
 )
 _PULL_BY_DIGEST = (
-    select(*_PULL_COLUMNS)
+    select(*_PULL_COLUMNS, literal(None))
     .select_from(Repository)
     .outerjoin(Image, (Image.repository_id == Repository.id) & (Image.digest == bindparam("ref")))
     .where(*_SCOPE)
@@ -158,16 +171,23 @@ _PULL_BY_DIGEST = (
 
 
 def for_pull(ctx: Context, repository_name: str, reference: str, by_digest: bool) -> Pulled | None:
-    """The manifest a pull names, or None; RepositoryNotFoundException if the repository is missing."""
+    """The manifest a pull names, or None; RepositoryNotFoundException if the repository is missing.
+
+    The one manifest read of both planes (registry GET/HEAD, BatchGetImage): a miss, or a cached
+    tag due a check upstream, is offered to the read-through handlers first (``core/readthrough.py``)."""
     stmt = _PULL_BY_DIGEST if by_digest else _PULL_BY_TAG
     row = ctx.session.connection().execute(stmt, {
         "account": ctx.scope.account_id, "region": ctx.scope.region, "name": repository_name, "ref": reference,
     }).first()
     if row is None:
+        readthrough.offer(ctx, Miss("manifest", repository_name, reference, repository_exists=False))
         raise errors.RepositoryNotFoundException(repository_name, ctx.registry_id)
     if row[1] is None:
+        readthrough.offer(ctx, Miss("manifest", repository_name, reference, repository_exists=True))
         return None
-    return Pulled(row[1], row[2], row[3], row[4], row[5], row[6])
+    if row[7] is not None and ctx.now >= row[7]:
+        readthrough.offer(ctx, Miss("manifest", repository_name, reference, repository_exists=True, stale=True))
+    return Pulled(row[1], row[2], row[3], row[4], row[5], row[6], row[7])
 
 
 def batch_get(
@@ -176,16 +196,33 @@ def batch_get(
     image_ids: list[dict[str, Any]],
     accepted: list[str] | None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[int]]:
-    """Returns (images, failures, ids of pulled images whose pull time is due a refresh)."""
-    repo = repositories.get(ctx, repository_name)
+    """Returns (images, failures, ids of pulled images whose pull time is due a refresh). Each
+    image is read as a registry pull reads it (``for_pull``); images a pull through cache must
+    fetch first are fetched together before the call runs again."""
     images, failures, pulled = [], [], []
+    outside: list[OutsideWork] = []
+    looked_up = False
     for image_id in image_ids:
-        image, code, reason = lookup.resolve(ctx, repo, image_id)
-        if image is None:
-            failures.append(lookup.failure(image_id, code or "ImageNotFound", reason))
+        problem = lookup.malformed(image_id)
+        if problem is not None:
+            failures.append(lookup.failure(image_id, *problem))
             continue
-        if image.status != "ACTIVE":
+        digest, tag = image_id.get("imageDigest"), image_id.get("imageTag")
+        looked_up = True
+        try:
+            image = for_pull(ctx, repository_name, tag if tag is not None else digest, by_digest=tag is None)
+        except OutsideWork as work:
+            outside.append(work)
+            continue
+        except errors.UpstreamImageFailure as exc:
+            failures.append(lookup.failure(image_id, exc.failure_code, exc.message))
+            continue
+        if image is None or image.status != "ACTIVE":
             failures.append(lookup.failure(image_id, "ImageNotFound", "Requested image not found"))
+            continue
+        if tag is not None and digest is not None and image.digest != digest:
+            failures.append(lookup.failure(image_id, "ImageTagDoesNotMatchDigest",
+                                           "Invalid request parameters: image tag does not match digest"))
             continue
         converted = conversion.for_accepted(image.manifest, image.media_type, accepted, image.digest)
         if converted is None:
@@ -198,13 +235,17 @@ def batch_get(
         raw, media_type, digest = converted
         images.append(
             {
-                "registryId": repo.account_id,
-                "repositoryName": repo.name,
+                "registryId": ctx.registry_id,
+                "repositoryName": repository_name,
                 "imageId": {**lookup.echo_id(image, image_id), "imageDigest": digest},
                 "imageManifest": raw.decode("utf-8"),
                 "imageManifestMediaType": media_type,
             }
         )
         if pulls.due(image.last_pulled_at, ctx.now):
-            pulled.append(image.id)
+            pulled.append(image.image_id)
+    if outside:
+        raise OutsideWork.together(outside)
+    if not looked_up:
+        repositories.get(ctx, repository_name)  # RepositoryNotFoundException, as for any other call
     return images, failures, pulled
