@@ -405,3 +405,36 @@ def test_certificates_from_the_control_api_and_the_cli_agree_and_outlive_a_reset
     assert certificate(srv, RELEASE, "chain") == chain
     assert certificate(srv, AUDIT, "root") == root  # one root CA per registry
     assert certificate(srv, profile("release", region=WEST), "root") != root
+
+
+def test_concurrent_pushes_signed_by_background_workers_share_one_key_per_profile(server):
+    """The server's own job threads (two worker processes) sign pushes made at the same moment; the
+    profiles are new, so their keys are made while several jobs race for them: one key each."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.server import eventually
+
+    fresh = [profile(f"p_{os.urandom(4).hex()}"), profile(f"q_{os.urandom(4).hex()}")]
+    ecr = make_client(server)
+    ecr.create_repository(repositoryName="busy")
+    configure(ecr, *(rule(arn) for arn in fresh))
+    images = [build_image() for _ in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda pair: push_via_api(make_client(server), "busy", pair[1], f"v{pair[0]}"),
+                      enumerate(images)))
+
+    def all_done() -> bool:
+        return all({s for _, s, _ in statuses(ecr, "busy", {"imageDigest": i.digest})} == {"COMPLETE"}
+                   for i in images)
+
+    eventually(all_done, timeout=120, interval=0.5)
+    session = registry_session(ecr)
+    leaves: dict[str, set[str]] = {arn: set() for arn in fresh}
+    for image in images:
+        for ref in signatures(ecr, "busy", image.digest):
+            _, env = envelope(session, server, "busy", ref["digest"])
+            result = verify(env, certificate(server, fresh[0]))
+            assert result["targetArtifact"]["digest"] == image.digest
+            name = result["chain"][0].subject.rfc4514_string().split(",")[0][3:]
+            leaves[next(a for a in fresh if a.endswith(f"/{name}"))].add(result["chain"][0].serial_number)
+    assert {arn: len(serials) for arn, serials in leaves.items()} == {arn: 1 for arn in fresh}
