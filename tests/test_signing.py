@@ -1,14 +1,13 @@
 """Managed signing against a live server: the configuration operations through boto3 and the aws CLI,
 pushes (skopeo, PutImage) that queue a signing job per matching profile, the Notary Project signature
-it stores as an OCI referrer (ListImageReferrers, the referrers API, pulled with oras-py), verified
-independently (tests/notary.py) against the certificate fetched from the emulator, and the failures."""
+it stores as an OCI referrer (ListImageReferrers, the referrers API), verified independently
+(tests/notary.py) against the certificate fetched from the emulator, and the failures."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 import requests
@@ -25,60 +24,20 @@ from tests.images import (
     write_oci_layout,
 )
 from tests.notary import verify
+from tests.signing_world import (
+    AUDIT,
+    RELEASE,
+    SIGNATURE,
+    WEST,
+    certificate,
+    configure,
+    envelope,
+    profile,
+    rule,
+    signatures,
+    statuses,
+)
 from tests.tools import need, run
-
-SIGNATURE = "application/vnd.cncf.notary.signature"
-WEST = "us-west-2"
-
-
-def profile(name: str, region: str = "us-east-1", account: str = ACCOUNT) -> str:
-    return f"arn:aws:signer:{region}:{account}:/signing-profiles/{name}"
-
-
-RELEASE, AUDIT = profile("release"), profile("audit_2")
-
-
-def rule(arn: str, *filters: str) -> dict:
-    out: dict = {"signingProfileArn": arn}
-    if filters:
-        out["repositoryFilters"] = [{"filter": f, "filterType": "WILDCARD_MATCH"} for f in filters]
-    return out
-
-
-def configure(ecr, *rules: dict) -> dict:  # type: ignore[no-untyped-def]
-    return ecr.put_signing_configuration(signingConfiguration={"rules": list(rules)})["signingConfiguration"]
-
-
-def statuses(ecr, repo: str, image_id: dict) -> list[tuple]:  # type: ignore[no-untyped-def]
-    found = ecr.describe_image_signing_status(repositoryName=repo, imageId=image_id)["signingStatuses"]
-    return [(s["signingProfileArn"], s["status"], s.get("failureCode")) for s in found]
-
-
-def signatures(ecr, repo: str, digest: str, status: str = "ACTIVE") -> list[dict]:  # type: ignore[no-untyped-def]
-    return ecr.list_image_referrers(repositoryName=repo, subjectId={"imageDigest": digest},
-                                    filter={"artifactTypes": [SIGNATURE], "artifactStatus": status})["referrers"]
-
-
-def certificate(server, arn: str, part: str = "root") -> str:  # type: ignore[no-untyped-def]
-    r = requests.get(f"{server.api_url}/_emulator/signing/certificates", params={"profile": arn, "part": part},
-                     timeout=30)
-    assert r.status_code == 200 and r.headers["Content-Type"].startswith("application/x-pem-file"), r.text
-    return r.text
-
-
-def envelope(session: requests.Session, server, repo: str, signature_digest: str) -> tuple[dict, bytes]:  # type: ignore[no-untyped-def]
-    base = f"{server.registry_url}/v2/{repo}"
-    manifest = session.get(f"{base}/manifests/{signature_digest}", timeout=30,
-                           headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}).json()
-    layer = manifest["layers"][0]
-    return manifest, session.get(f"{base}/blobs/{layer['digest']}", timeout=30).content
-
-
-@pytest.fixture
-def srv(lserver):  # type: ignore[no-untyped-def]
-    """A server whose background jobs run only when a test asks (POST /_emulator/jobs/run)."""
-    lserver.reset()
-    return lserver
 
 
 @pytest.fixture
@@ -222,28 +181,6 @@ def test_skopeo_push_is_signed_once_per_profile_and_verifies_independently(srv, 
         assert thumbprints[0] == leaf.fingerprint(hashes.SHA256()).hex()
 
 
-def test_signature_pulled_with_oras(srv, ecr, tmp_path):
-    try:
-        import oras.client
-    except ImportError:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip("oras-py not installed")
-    ecr.create_repository(repositoryName="app")
-    configure(ecr, rule(RELEASE))
-    image = build_image()
-    push_via_api(ecr, "app", image, "v1")
-    srv.run_jobs()
-    (ref,) = signatures(ecr, "app", image.digest)
-    client = oras.client.OrasClient(hostname=srv.registry, insecure=True, auth_backend="basic")
-    client.login(username="AWS", password=login_password(ecr), hostname=srv.registry, tls_verify=False)
-    target = f"{srv.registry}/app@{ref['digest']}"
-    manifest = client.get_manifest(target)
-    blob = client.get_blob(target, manifest["layers"][0]["digest"])
-    assert blob.status_code == 200
-    assert verify(blob.content, certificate(srv, RELEASE))["targetArtifact"]["digest"] == image.digest
-
-
 def test_multi_arch_index_and_its_children_are_each_signed(srv, ecr, tmp_path):
     ecr.create_repository(repositoryName="multi")
     configure(ecr, rule(RELEASE, "multi"))
@@ -380,61 +317,3 @@ def test_signatures_follow_their_subject_through_replication_and_deletion(srv, e
     srv.run_jobs()
     assert signatures(ecr, "app", image.digest, "ANY") == []
     assert [d["imageDigest"] for d in ecr.describe_images(repositoryName="app")["imageDetails"]] == []
-
-
-# ---- the certificates
-
-
-def test_certificates_from_the_control_api_and_the_cli_agree_and_outlive_a_reset(srv, ecr):
-    with pytest.raises(requests.HTTPError):
-        srv.control("signing/certificates")  # no profile
-    for params in ({"profile": "arn:aws:iam::123456789012:role/x"}, {"profile": RELEASE, "part": "key"}):
-        r = requests.get(f"{srv.api_url}/_emulator/signing/certificates", params=params, timeout=30)
-        assert r.status_code == 400 and "error" in r.json()
-    chain = certificate(srv, RELEASE, "chain")  # before the profile ever signed: made now
-    root, leaf = certificate(srv, RELEASE, "root"), certificate(srv, RELEASE, "leaf")
-    assert chain == leaf + root and chain.count("BEGIN CERTIFICATE") == 2
-    cli = subprocess.run([sys.executable, "-m", "ecr_emulator", "signing", "certificate", RELEASE, "--part", "root",
-                          *srv.storage_args], capture_output=True, text=True, timeout=120)
-    assert cli.returncode == 0, cli.stderr
-    assert cli.stdout == root
-    bad = subprocess.run([sys.executable, "-m", "ecr_emulator", "signing", "certificate", "nope", *srv.storage_args],
-                         capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "not a signing profile ARN" in bad.stderr
-    srv.reset()
-    assert certificate(srv, RELEASE, "chain") == chain
-    assert certificate(srv, AUDIT, "root") == root  # one root CA per registry
-    assert certificate(srv, profile("release", region=WEST), "root") != root
-
-
-def test_concurrent_pushes_signed_by_background_workers_share_one_key_per_profile(server):
-    """The server's own job threads (two worker processes) sign pushes made at the same moment; the
-    profiles are new, so their keys are made while several jobs race for them: one key each."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from tests.server import eventually
-
-    fresh = [profile(f"p_{os.urandom(4).hex()}"), profile(f"q_{os.urandom(4).hex()}")]
-    ecr = make_client(server)
-    ecr.create_repository(repositoryName="busy")
-    configure(ecr, *(rule(arn) for arn in fresh))
-    images = [build_image() for _ in range(8)]
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda pair: push_via_api(make_client(server), "busy", pair[1], f"v{pair[0]}"),
-                      enumerate(images)))
-
-    def all_done() -> bool:
-        return all({s for _, s, _ in statuses(ecr, "busy", {"imageDigest": i.digest})} == {"COMPLETE"}
-                   for i in images)
-
-    eventually(all_done, timeout=120, interval=0.5)
-    session = registry_session(ecr)
-    leaves: dict[str, set[str]] = {arn: set() for arn in fresh}
-    for image in images:
-        for ref in signatures(ecr, "busy", image.digest):
-            _, env = envelope(session, server, "busy", ref["digest"])
-            result = verify(env, certificate(server, fresh[0]))
-            assert result["targetArtifact"]["digest"] == image.digest
-            name = result["chain"][0].subject.rfc4514_string().split(",")[0][3:]
-            leaves[next(a for a in fresh if a.endswith(f"/{name}"))].add(result["chain"][0].serial_number)
-    assert {arn: len(serials) for arn, serials in leaves.items()} == {arn: 1 for arn in fresh}
