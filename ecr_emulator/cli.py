@@ -59,9 +59,10 @@ def _parser() -> argparse.ArgumentParser:
                         epilog=config.settings_epilog())
     config.add_arguments(gc, STORAGE_SETTINGS)
 
-    from ecr_emulator import vulndb_cli
+    from ecr_emulator import signing_cli, vulndb_cli
 
     vulndb_cli.add_parsers(sub, STORAGE_SETTINGS)
+    signing_cli.add_parsers(sub, STORAGE_SETTINGS)
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -142,6 +143,10 @@ def _run(args: argparse.Namespace, settings: config.Settings) -> int:
         from ecr_emulator import vulndb_cli
 
         return vulndb_cli.run(args, services)
+    elif args.command == "signing":
+        from ecr_emulator import signing_cli
+
+        return signing_cli.run(args, services)
     elif args.command == "db":
         from ecr_emulator.storage import migrate
 

@@ -123,6 +123,13 @@ def lserver(tmp_path_factory):
 
 
 @pytest.fixture
+def srv(lserver):  # type: ignore[no-untyped-def]
+    """That server, reset: background jobs run only when a test asks (POST /_emulator/jobs/run)."""
+    lserver.reset()
+    return lserver
+
+
+@pytest.fixture
 def w(lserver) -> lifecycle_world.World:
     lserver.reset()
     world = lifecycle_world.World(lserver)

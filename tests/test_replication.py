@@ -30,13 +30,6 @@ WEST, EU = "us-west-2", "eu-west-1"
 
 
 @pytest.fixture
-def srv(lserver):  # type: ignore[no-untyped-def]
-    """A server whose background jobs run only when a test asks (POST /_emulator/jobs/run)."""
-    lserver.reset()
-    return lserver
-
-
-@pytest.fixture
 def east(srv):  # type: ignore[no-untyped-def]
     return make_client(srv)
 

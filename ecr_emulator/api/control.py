@@ -17,7 +17,7 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from ecr_emulator.api import protocol
 from ecr_emulator.api.operations import OPERATIONS
@@ -153,6 +153,16 @@ def blueprint(services: Services) -> Blueprint:
                           body.get("region", services.settings.default_region))
         results = run_all(services, scope, body.get("repository"))
         return jsonify({"runs": [r.as_dict() for r in results]})
+
+    @bp.get("/signing/certificates")
+    def signing_certificates():  # type: ignore[no-untyped-def]
+        from ecr_emulator.core.signing import keys
+
+        try:
+            pem = keys.certificates(services, request.args.get("profile", ""), request.args.get("part", "chain"))
+        except ValueError as exc:
+            return jsonify({"error": str(exc)}), 400
+        return Response(pem, mimetype="application/x-pem-file")
 
     @bp.get("/coverage")
     def get_coverage():  # type: ignore[no-untyped-def]

@@ -208,6 +208,16 @@ def permits(ctx: Context, need: Need, origin: Origin | None = None) -> bool:
     return decide(ctx, need, origin or ctx.memo.get(_ORIGIN_MEMO, Origin())).allowed
 
 
+def decide_foreign(ctx: Context, action: str, resource: str, resource_account: str) -> evaluate.Decision:
+    """``ctx.principal``'s permission for another service's action on that service's resource (such as
+    ``signer:SignPayload`` on a signing profile). Its identity policies decide in the resource's account;
+    the emulator keeps no resource-based policies of other services, so a resource of another account is
+    denied as IAM denies one whose policy does not grant the caller."""
+    keys = RequestKeys(ctx, Need(action, None), ctx.memo.get(_ORIGIN_MEMO, Origin()), None)
+    return evaluate.decide(ctx.principal, action, resource, resource_account, keys,
+                           ctx.services.iam.identity_policies(ctx.principal))
+
+
 def would_lock_out(ctx: Context, repository: str, proposed: Policy) -> bool:
     """Whether the caller could no longer set this repository's policy once ``proposed`` is in force
     (SetRepositoryPolicy's ``force`` guard)."""

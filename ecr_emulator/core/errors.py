@@ -329,6 +329,11 @@ class ExclusionNotFoundException(EcrError):
     pass
 
 
+class SigningConfigurationNotFoundException(EcrError):
+    def __init__(self, registry_id: str) -> None:
+        super().__init__(f"Signing configuration does not exist in the registry with id '{registry_id}'")
+
+
 class TemplateAlreadyExistsException(EcrError):
     pass
 

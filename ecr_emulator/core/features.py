@@ -16,10 +16,12 @@ def wire(bus: Bus) -> Bus:
     from ecr_emulator.core.pullthrough import cache
     from ecr_emulator.core.replication import backfill, flow  # noqa: F401 - copy, delete and backfill jobs
     from ecr_emulator.core.scanning import runner, scans  # noqa: F401 - the scan jobs
+    from ecr_emulator.core.signing import flow as signing  # the signing job
 
     bus.subscribe(ImagePushed, scans.on_push)
     bus.subscribe(ImagePushed, execute.after_push)
     bus.subscribe(ImagePushed, flow.on_push)
+    bus.subscribe(ImagePushed, signing.on_push)
     bus.subscribe(ImageDeleted, execute.referrers_follow)
     bus.subscribe(ImageDeleted, flow.on_delete)
     bus.subscribe(ImageUntagged, flow.on_untag)
