@@ -40,10 +40,33 @@ def _postgres_cluster() -> Iterator[None]:
     postgres.stop()
 
 
+SERVER_TRACEBACKS: list[tuple[str, str]] = []  # (test, what the shared server logged) for the summary
+
+
 @pytest.fixture(autouse=True)
-def _clean(request: pytest.FixtureRequest) -> None:
-    if "server" in request.fixturenames:
-        request.getfixturevalue("server").reset()
+def _clean(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test on the shared server starts from a reset, with its own part of the server's log.
+
+    A traceback the shared server logs while a test runs is a bug somewhere, though not always
+    the test's (a background job of an earlier test may be the one that failed): it is reported
+    at the end of the run under the test it happened during, rather than failing that test."""
+    if "server" not in request.fixturenames:
+        yield
+        return
+    live = request.getfixturevalue("server")
+    live.reset()
+    live.mark_log()
+    yield
+    logged = live.test_log()
+    if "Traceback" in logged:
+        start = logged.index("Traceback")
+        SERVER_TRACEBACKS.append((request.node.nodeid, logged[max(0, start - 300):start + 3000]))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for nodeid, excerpt in SERVER_TRACEBACKS:
+        terminalreporter.section(f"SERVER-TRACEBACK during {nodeid}", sep="-")
+        terminalreporter.line(excerpt)
 
 
 @pytest.fixture

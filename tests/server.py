@@ -27,6 +27,7 @@ class LiveServer:
     database_url: str | None = None
     scheme: str = "http"
     trust: str | None = None  # the CA (or certificate) to trust when it serves HTTPS; default its local CA
+    log_mark: int = 0  # where the current test's part of the log begins (set by conftest's reset)
 
     @property
     def ca_bundle(self) -> str | bool:
@@ -74,6 +75,16 @@ class LiveServer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def mark_log(self) -> None:
+        """The current test's part of the log (``test_log``) begins here."""
+        self.log_mark = self.log_path.stat().st_size
+
+    def test_log(self) -> str:
+        """What the server logged since ``mark_log``: a shared server's log holds every earlier test's."""
+        with open(self.log_path, "rb") as fh:
+            fh.seek(self.log_mark)
+            return fh.read().decode(errors="replace")
 
     def stop(self, timeout: float = 30) -> int:
         if self.process.poll() is None:

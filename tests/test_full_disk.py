@@ -90,6 +90,6 @@ def test_full_disk_keeps_pulls_working_and_names_the_cause_of_failed_writes(smal
         push_via_registry(session, server.registry_url, "disk", build_image(), "v2")
         eventually(lambda: ecr.describe_images(repositoryName="disk", imageIds=[{"imageTag": "v1"}])
                    ["imageDetails"][0].get("lastRecordedPullTime"), timeout=10)
-        assert "Traceback" not in server.log()
+        assert "Traceback" not in server.test_log(), server.test_log()[-4000:]
     finally:
         server.stop()

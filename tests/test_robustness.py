@@ -96,7 +96,7 @@ def test_every_operation_answers_broken_input_without_a_500(server, ecr):
             ):
                 problems.append((op, body if len(json.dumps(body)) < 300 else "<long>", r.status_code, r.text[:200]))
     assert not problems, problems[:10]
-    assert "Traceback" not in server.log()
+    assert "Traceback" not in server.test_log(), server.test_log()[-4000:]
 
 
 def test_registry_answers_odd_requests_with_oci_errors(server, reg):
@@ -117,4 +117,4 @@ def test_registry_answers_odd_requests_with_oci_errors(server, reg):
         assert r.status_code < 500, (method, path, r.status_code, r.text[:200])
         if r.status_code >= 400 and method != "HEAD" and r.status_code != 401:
             assert "errors" in r.json(), (method, path, r.text[:200])
-    assert "Traceback" not in server.log()
+    assert "Traceback" not in server.test_log(), server.test_log()[-4000:]
