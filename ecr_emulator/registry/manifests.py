@@ -46,7 +46,7 @@ def get(call: Call, name: str, reference: str) -> Response:
         if converted is not None:
             raw, media_type, digest = converted
     if request.method == "GET" and pulls.due(found.last_pulled_at, now):
-        call.services.pulls.note([found.image_id], now, call.caller.principal.entity_arn)
+        call.services.pulls.note([(found.image_id, found.digest)], now, call.caller.principal.entity_arn)
     headers = {"Docker-Content-Digest": digest, "ETag": f'"{digest}"'}
     body = b"" if request.method == "HEAD" else raw
     resp = Response(body, status=200, content_type=media_type, headers=headers)

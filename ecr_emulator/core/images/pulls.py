@@ -44,7 +44,7 @@ _EXCLUDED = (
 )
 _RECORD = (
     update(Image)
-    .where(Image.id == bindparam("image_id"))
+    .where(Image.id == bindparam("image_id"), Image.digest == bindparam("image_digest"))
     .where(Image.last_pulled_at.is_(None) | (Image.last_pulled_at < bindparam("pulled_at")))
     .where(~_EXCLUDED)
     .values(last_pulled_at=bindparam("pulled_at"))
@@ -60,20 +60,22 @@ class PullRecorder:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._lock = threading.Lock()
-        self._pending: dict[tuple[int, str], float] = {}  # (image id, principal's IAM ARN) -> time
+        self._pending: dict[tuple[int, str, str], float] = {}  # (image id, digest, principal's IAM ARN) -> time
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def note(self, image_ids: list[int], when: float, principal_arn: str) -> None:
+    def note(self, images: list[tuple[int, str]], when: float, principal_arn: str) -> None:
         """Remember that ``principal_arn`` (the IAM user or role, ``Principal.entity_arn``) pulled
-        these images at ``when``. Without a background writer in this process (a command, a test
-        harness) the note is written at once."""
-        if not image_ids:
+        these images, each (id, digest), at ``when``. The digest keeps a note that is written
+        after its image was deleted (or the registry reset) off a newer image given the same id.
+        Without a background writer in this process (a command, a test harness) the note is
+        written at once."""
+        if not images:
             return
         with self._lock:
-            for image_id in image_ids:
-                key = (image_id, principal_arn)
+            for image_id, digest in images:
+                key = (image_id, digest, principal_arn)
                 if self._pending.get(key, 0.0) < when:
                     self._pending[key] = when
         if self._thread is None:
@@ -87,7 +89,7 @@ class PullRecorder:
             batch, self._pending = self._pending, {}
         if not batch:
             return 0
-        rows = [{"image_id": i, "principal": p, "pulled_at": t} for (i, p), t in batch.items()]
+        rows = [{"image_id": i, "image_digest": d, "principal": p, "pulled_at": t} for (i, d, p), t in batch.items()]
         try:
             self._db.run(lambda session: session.connection().execute(_RECORD, rows), write=True)
         except Exception as exc:  # the pulls succeeded; their times wait for a later flush

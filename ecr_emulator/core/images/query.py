@@ -195,8 +195,8 @@ def batch_get(
     repository_name: str,
     image_ids: list[dict[str, Any]],
     accepted: list[str] | None,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[int]]:
-    """Returns (images, failures, ids of pulled images whose pull time is due a refresh). Each
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[tuple[int, str]]]:
+    """Returns (images, failures, (id, digest) of pulled images whose pull time is due a refresh). Each
     image is read as a registry pull reads it (``for_pull``); images a pull through cache must
     fetch first are fetched together before the call runs again."""
     images, failures, pulled = [], [], []
@@ -243,7 +243,7 @@ def batch_get(
             }
         )
         if pulls.due(image.last_pulled_at, ctx.now):
-            pulled.append(image.image_id)
+            pulled.append((image.image_id, image.digest))
     if outside:
         raise OutsideWork.together(outside)
     if not looked_up:
