@@ -70,6 +70,19 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 @pytest.fixture
+def services(tmp_path):  # type: ignore[no-untyped-def]
+    """The emulator's core in this process over a fresh data directory (and database), no HTTP."""
+    from ecr_emulator.config import Settings
+    from ecr_emulator.core.bootstrap import build_services
+
+    data = tmp_path / "data"
+    built = build_services(Settings(data_dir=str(data), database_url=postgres.database_url(str(data)) or "",
+                                   vulndb_seed=""))
+    yield built
+    built.db.dispose()
+
+
+@pytest.fixture
 def ecr(server: LiveServer):
     return make_client(server)
 

@@ -7,30 +7,17 @@ row is gone), and that image must not inherit the pull.
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import select
 
-from ecr_emulator.config import Settings
-from ecr_emulator.core.bootstrap import build_services
 from ecr_emulator.core.images import put
 from ecr_emulator.core.images.delete import delete_image
 from ecr_emulator.core.naming import Scope
 from ecr_emulator.core.repositories import create, get
 from ecr_emulator.core.uploads import link_blob
 from ecr_emulator.storage.models import Image
-from tests import postgres
 from tests.images import build_image
 
 SCOPE = Scope("123456789012", "us-east-1")
-
-
-@pytest.fixture
-def services(tmp_path):  # type: ignore[no-untyped-def]
-    data = tmp_path / "data"
-    url = postgres.database_url(str(data)) or ""
-    built = build_services(Settings(data_dir=str(data), database_url=url, vulndb_seed=""))
-    yield built
-    built.db.dispose()
 
 
 def _push(services, image, tag: str) -> tuple[int, str]:  # type: ignore[no-untyped-def]
