@@ -19,7 +19,7 @@ from ecr_emulator.core import gc, jobs
 from ecr_emulator.core.images import put
 from ecr_emulator.core.lifecycle import execute
 from ecr_emulator.core.naming import Scope
-from ecr_emulator.core.repositories import create
+from ecr_emulator.core.repositories import create, get
 from ecr_emulator.core.uploads import link_blob
 from ecr_emulator.storage.models import Blob, Job, RepositoryBlob
 from tests.images import build_image
@@ -96,8 +96,10 @@ def test_lifecycle_releases_links_in_the_batch_that_expires_the_images(services,
                                      blob.digest)
                 link_blob(ctx, repo, blob.digest, blob.size)
         put.put_image(ctx, "lc", old.manifest, tag="old")
-        ctx.now += 10
+    services.clock.advance(10)  # the newer image is pushed later
+    with services.unit(SCOPE, write=True) as ctx:
         put.put_image(ctx, "lc", new.manifest, tag="new")
+        repo = get(ctx, "lc")
         repo.lifecycle_policy_text = json.dumps({"rules": [{
             "rulePriority": 1, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1},
             "action": {"type": "expire"}}]})

@@ -147,11 +147,6 @@ class Context:
             self._now = self.services.clock.now(self.session if in_transaction else None)
         return self._now
 
-    @now.setter
-    def now(self, value: float) -> None:
-        """Move this unit's clock (tests that make several images of distinct push times in one unit)."""
-        self._now = value
-
     def close(self, exc: BaseException | None = None) -> None:
         """End the transaction, if one was opened: commit, or roll back when ``exc`` is given."""
         self._ended = True

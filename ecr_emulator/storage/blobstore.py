@@ -94,10 +94,6 @@ def check_upload_id(upload_id: str) -> str:
     return upload_id
 
 
-def staged_size(segments: list[Segment]) -> int:
-    return sum(int(size) for _name, size in segments)
-
-
 class BoundedReader:
     """A reader that stops after ``length`` bytes of ``inner`` (a Range read). Keeps
     ``fileno`` so a server using sendfile (which honours Content-Length) can still use it."""
