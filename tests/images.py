@@ -190,6 +190,25 @@ def push_via_api(ecr, repo: str, image: Image, tag: str | None = None) -> dict:
     return ecr.put_image(**kwargs)["image"]
 
 
+def push_in_process(ctx, repo: str, blobs: list[tuple[bytes, str]], tag: str):  # type: ignore[no-untyped-def]
+    """Create ``repo`` and push an OCI image of ``blobs`` ((bytes, media type), the config first)
+    through ``core`` in the unit of work ``ctx``, as the ECR layer API pushes: one part a blob.
+    Returns put_image's result."""
+    from ecr_emulator.core import repositories, uploads
+    from ecr_emulator.core.images import put
+
+    repositories.create(ctx, repo)
+    descriptors = []
+    for data, media_type in blobs:
+        upload = uploads.initiate(ctx, repo)
+        uploads.upload_part(ctx, repo, upload.id, 0, len(data) - 1, data)
+        digest = uploads.complete(ctx, repo, upload.id, [sha(data)])
+        descriptors.append({"mediaType": media_type, "digest": digest, "size": len(data)})
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": descriptors[0], "layers": descriptors[1:]}).encode()
+    return put.put_image(ctx, repo, manifest, tag=tag)
+
+
 def basic_auth(ecr) -> str:
     token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
     return f"Basic {token}"

@@ -12,7 +12,6 @@ PYTHONPATH at another checkout to measure that one.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import resource
 import sys
@@ -62,12 +61,14 @@ def job(paths: list[str]) -> dict[str, Any]:
     from sqlalchemy import select
 
     from ecr_emulator.config import Settings
-    from ecr_emulator.core import jobs, repositories, uploads
+    from ecr_emulator.core import jobs
     from ecr_emulator.core.bootstrap import build_services
-    from ecr_emulator.core.images import put
     from ecr_emulator.core.naming import Scope
     from ecr_emulator.core.scanning import scans
     from ecr_emulator.storage.models import Image, ImageScan, ImageScanFinding
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: tests/ is not on the path
+    from tests.images import push_in_process
 
     with tempfile.TemporaryDirectory() as tmp:
         services = build_services(Settings(data_dir=tmp, job_workers=0))
@@ -75,17 +76,8 @@ def job(paths: list[str]) -> dict[str, Any]:
         config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers"}}).encode()
         blobs = [(config, "application/vnd.oci.image.config.v1+json")]
         blobs += [(Path(p).read_bytes(), OCI_LAYER) for p in paths]
-        with services.unit(scope, write=True) as ctx:  # as the ECR layer API pushes: one part a blob
-            repositories.create(ctx, "probe")
-            descriptors = []
-            for data, media_type in blobs:
-                upload = uploads.initiate(ctx, "probe")
-                uploads.upload_part(ctx, "probe", upload.id, 0, len(data) - 1, data)
-                digest = uploads.complete(ctx, "probe", upload.id, ["sha256:" + hashlib.sha256(data).hexdigest()])
-                descriptors.append({"mediaType": media_type, "digest": digest, "size": len(data)})
-            manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                                   "config": descriptors[0], "layers": descriptors[1:]}).encode()
-            image_id = put.put_image(ctx, "probe", manifest, tag="probe").image.id
+        with services.unit(scope, write=True) as ctx:
+            image_id = push_in_process(ctx, "probe", blobs, "probe").image.id
         del blobs
         runner = jobs.JobRunner(services)
         runner.run_due()  # the push's own jobs and the periodic tasks, before the baseline

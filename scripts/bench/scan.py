@@ -13,24 +13,27 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import hashlib
 import io
 import json
 import random
+import sys
 import tarfile
 import tempfile
 import time
+from pathlib import Path
 
 from sqlalchemy import select
 
-from ecr_emulator.config import Settings
-from ecr_emulator.core import repositories, uploads
-from ecr_emulator.core.bootstrap import build_services
-from ecr_emulator.core.images import put
-from ecr_emulator.core.naming import Scope
-from ecr_emulator.core.scanning import runner, scans
-from ecr_emulator.core.vulndb import osv, store
-from ecr_emulator.storage.models import ImageScan
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from ecr_emulator.config import Settings  # noqa: E402
+from ecr_emulator.core.bootstrap import build_services  # noqa: E402
+from ecr_emulator.core.naming import Scope  # noqa: E402
+from ecr_emulator.core.scanning import runner, scans  # noqa: E402
+from ecr_emulator.core.vulndb import osv, store  # noqa: E402
+from ecr_emulator.storage.models import ImageScan  # noqa: E402
+from tests.images import push_in_process  # noqa: E402
 
 CVSS = ["CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", "CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:N/I:H/A:N",
         "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:L"]
@@ -104,17 +107,8 @@ def main() -> None:
         config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers"}}).encode()
         blobs = [(config, "application/vnd.oci.image.config.v1+json")] + [
             (data, "application/vnd.oci.image.layer.v1.tar+gzip") for data in layers]
-        descriptors = []
-        with services.unit(scope, write=True) as ctx:  # pushed as the ECR layer API pushes: one part a blob
-            repositories.create(ctx, "bench")
-            for data, media_type in blobs:
-                upload = uploads.initiate(ctx, "bench")
-                uploads.upload_part(ctx, "bench", upload.id, 0, len(data) - 1, data)
-                digest = uploads.complete(ctx, "bench", upload.id, ["sha256:" + hashlib.sha256(data).hexdigest()])
-                descriptors.append({"mediaType": media_type, "digest": digest, "size": len(data)})
-            manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                                   "config": descriptors[0], "layers": descriptors[1:]}).encode()
-            image = put.put_image(ctx, "bench", manifest, tag="bench").image
+        with services.unit(scope, write=True) as ctx:
+            image = push_in_process(ctx, "bench", blobs, "bench").image
             scans.begin(ctx, image, "BASIC")
             payload = {"account": scope.account_id, "region": scope.region, "imageId": image.id,
                        "scanType": "BASIC", "startedAt": ctx.now}
