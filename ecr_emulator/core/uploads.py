@@ -25,7 +25,7 @@ from typing import Any
 from rehashes import PySha256
 from sqlalchemy import bindparam, delete, select, update
 
-from ecr_emulator.core import errors, repositories
+from ecr_emulator.core import errors, layers, repositories
 from ecr_emulator.core.context import Context, Services
 from ecr_emulator.core.naming import DIGEST
 from ecr_emulator.core.upload_leases import UploadBusy, hold, is_leased
@@ -158,9 +158,7 @@ def mount(ctx: Context, target: Repository, source: Repository, digest: str) -> 
     source does not hold it, bytes included. Under the blob's lock, so the collector cannot
     delete the bytes between this check and the new link."""
     lock_blob(ctx.session, digest)
-    if ctx.session.get(RepositoryBlob, (source.id, digest)) is None:
-        return False
-    size = ctx.blobs.stat(digest)
+    size = layers.linked_sizes(ctx, source, [digest]).get(digest)
     if size is None:
         return False
     link_blob(ctx, target, digest, size)
@@ -196,7 +194,7 @@ def commit(ctx: Context, repo: Repository, upload: Upload, expected: str, *, exi
         )
     lock_blob(ctx.session, expected)
     stored = ctx.blobs.stat(expected)
-    if not exists_ok and stored is not None and ctx.session.connection().execute(
+    if not exists_ok and stored == upload.size and ctx.session.connection().execute(
             _LINKED, {"repository": repo.id, "digest": expected}).first() is not None:
         raise errors.LayerAlreadyExistsException(
             f"The layer with digest '{expected}' already exists in the repository with name "
