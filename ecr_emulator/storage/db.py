@@ -49,6 +49,11 @@ class Database:
                 connect_args={"check_same_thread": False, "timeout": BUSY_SECONDS},
                 pool_size=pool_size,
                 max_overflow=pool_size,
+                # The connection used last is handed out next. Each SQLite connection keeps its own
+                # page cache, valid only until another connection writes; taken in turn (FIFO) every
+                # request got a connection whose cache another had made stale and read its pages
+                # again: 14 preads a registry request, against 0.4 with LIFO.
+                pool_use_lifo=True,
             )
             _configure_sqlite(self.engine)
             self._writers: _Writers | None = _Writers(path if path and path != ":memory:" else None)
