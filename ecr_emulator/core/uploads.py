@@ -169,7 +169,10 @@ def place_ahead(services: Services, upload_id: str, expected: str) -> None:
     """Put an upload's bytes at their content address before the commit's transaction, so that
     a slow placement (a server-side copy in an object store) holds no lock. Bytes placed for a
     commit that then fails have no row; the collector removes them after a grace period. The
-    commit checks again under the blob's lock, so a collection in between is harmless."""
+    commit checks again under the blob's lock, so a collection in between is harmless. Nothing
+    to do for a store that places quickly: the commit places the bytes itself."""
+    if not services.blobs.slow_place:
+        return
     upload = services.db.run(lambda s: s.scalars(_UPLOAD, {"upload": upload_id}).first())
     if upload is None or not DIGEST.fullmatch(expected) or not expected.startswith("sha256:"):
         return

@@ -53,6 +53,10 @@ class Staging(Protocol):
 
 class BlobStore(Protocol):
     staging: Staging
+    # Whether ``place`` may take long (a server-side copy in an object store). Such bytes are
+    # placed before the transaction that records the blob, so no lock is held meanwhile; a quick
+    # place (a hard link and a rename) runs inside it, which spares a request a transaction.
+    slow_place: bool
 
     def stat(self, digest: str) -> int | None:
         """Size of the stored blob, or None if it is not stored."""

@@ -92,6 +92,8 @@ class FilesystemStaging:
 class FilesystemBlobStore:
     """The embedded default: blobs and upload staging under one directory."""
 
+    slow_place = False  # a hard link (or a local copy of several segments) and a rename
+
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.blob_root = self.root / "blobs"

@@ -126,6 +126,8 @@ class S3Staging:
 
 
 class S3BlobStore:
+    slow_place = True  # server-side copies, one per segment
+
     def __init__(self, bucket: str, prefix: str, options: S3Options | None = None) -> None:
         import boto3
         from botocore.config import Config
