@@ -209,6 +209,22 @@ def push_in_process(ctx, repo: str, blobs: list[tuple[bytes, str]], tag: str):  
     return put.put_image(ctx, repo, manifest, tag=tag)
 
 
+def store_in_process(ctx, repo: str, image: Image, tag: str | None = None):  # type: ignore[no-untyped-def]
+    """Store ``image`` in the existing repository ``repo`` through ``core`` in the unit of work
+    ``ctx``: its blobs placed and linked as an upload's commit would, then put_image. Returns
+    put_image's result."""
+    from ecr_emulator.core import repositories, uploads
+    from ecr_emulator.core.images import put
+
+    target = repositories.get(ctx, repo)
+    blobs = ctx.services.blobs
+    for blob in image.blobs:
+        upload_id = "u-" + blob.digest[7:19]
+        blobs.place(upload_id, blobs.staging.append(upload_id, [], [blob.data]), blob.digest)
+        uploads.link_blob(ctx, target, blob.digest, blob.size)
+    return put.put_image(ctx, repo, image.manifest, tag=tag)
+
+
 def basic_auth(ecr) -> str:
     token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
     return f"Basic {token}"

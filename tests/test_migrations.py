@@ -81,3 +81,33 @@ def test_an_old_database_goes_through_the_migrations(tmp_path):
     migrate.upgrade(db, "0001")
     assert migrate.prepare(db) == "upgraded"
     assert migrate.current_revision(db) == migrate.head_revision()
+
+
+def test_image_counts_are_taken_over_by_the_migration_that_adds_them(tmp_path):
+    """0009 counts the images a repository already holds; its triggers count every later one."""
+    db = Database(f"sqlite:///{tmp_path / 'count.db'}")
+    migrate.upgrade(db, "0008")
+    with db.engine.begin() as conn:
+        for name in ("two", "none"):
+            conn.exec_driver_sql(
+                "INSERT INTO repositories (account_id, region, name, created_at, tag_mutability, scan_on_push, "
+                f"encryption_type) VALUES ('123456789012', 'us-east-1', '{name}', 1700000000, 'MUTABLE', 0, 'AES256')")
+        for n in range(2):
+            conn.exec_driver_sql(
+                "INSERT INTO images (repository_id, digest, manifest, media_type, size, pushed_at, status) "
+                f"SELECT id, 'sha256:{n}', x'7b7d', 'application/json', 2, 1700000000, 'ACTIVE' "
+                "FROM repositories WHERE name = 'two'")
+    assert migrate.prepare(db) == "upgraded"
+
+    def counts() -> dict[str, int]:
+        with db.engine.connect() as conn:
+            return dict(conn.exec_driver_sql("SELECT name, image_count FROM repositories").all())
+
+    assert counts() == {"two": 2, "none": 0}
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM images WHERE digest = 'sha256:0'")
+        conn.exec_driver_sql(
+            "INSERT INTO images (repository_id, digest, manifest, media_type, size, pushed_at, status) "
+            "SELECT id, 'sha256:9', x'7b7d', 'application/json', 2, 1700000000, 'ACTIVE' FROM repositories "
+            "WHERE name = 'none'")
+    assert counts() == {"two": 1, "none": 1}

@@ -9,25 +9,20 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from ecr_emulator.core.images import put
 from ecr_emulator.core.images.delete import delete_image
 from ecr_emulator.core.naming import Scope
 from ecr_emulator.core.repositories import create, get
-from ecr_emulator.core.uploads import link_blob
 from ecr_emulator.storage.models import Image
-from tests.images import build_image
+from tests.images import build_image, store_in_process
 
 SCOPE = Scope("123456789012", "us-east-1")
 
 
 def _push(services, image, tag: str) -> tuple[int, str]:  # type: ignore[no-untyped-def]
     with services.unit(SCOPE, write=True) as ctx:
-        repo = create(ctx, "app") if tag == "first" else get(ctx, "app")
-        for blob in image.blobs:
-            upload_id = "u-" + blob.digest[7:19]
-            services.blobs.place(upload_id, services.blobs.staging.append(upload_id, [], [blob.data]), blob.digest)
-            link_blob(ctx, repo, blob.digest, blob.size)
-        put.put_image(ctx, "app", image.manifest, tag=tag)
+        if tag == "first":
+            create(ctx, "app")
+        store_in_process(ctx, "app", image, tag)
     row = services.db.run(lambda s: s.scalars(select(Image).where(Image.digest == image.digest)).one())
     return row.id, row.digest
 

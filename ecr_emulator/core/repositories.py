@@ -192,6 +192,7 @@ def create(
         "tag_mutability": mode, "tag_mutability_filters": filters,
         "scan_on_push": bool((scanning or {}).get("scanOnPush", False)), "encryption_type": etype,
         "kms_key": kms_key, "policy_text": None, "lifecycle_policy_text": None, "lifecycle_evaluated_at": None,
+        "image_count": 0,
     })
     insert_rows(ctx.session, ResourceTag, [{"repository_id": repo.id, "key": t["Key"], "value": t["Value"],
                                             "position": i} for i, t in enumerate(_last_of_each_key(tags or []))])

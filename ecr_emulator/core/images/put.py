@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, case, func, select
+from sqlalchemy import bindparam, func, select
 
 from ecr_emulator.core import errors, layers, manifests, repositories
 from ecr_emulator.core.context import Context
@@ -29,11 +29,13 @@ from ecr_emulator.storage.sql import insert_loaded, insert_rows
 MAX_IMAGES_PER_REPOSITORY = 100_000
 MAX_TAGS_PER_IMAGE = 1000
 
-# Whether the manifest is stored, and how many images the repository holds, in one pass over the
-# (repository, digest) index. Statements are built once (see core/repositories.py).
+# Whether the manifest is stored (one lookup in the (repository, digest) index), and how many
+# images the repository holds (its image_count, which triggers keep: counting the images made a
+# push slower the more the repository held). Statements are built once (see core/repositories.py).
 _STORED_AND_COUNT = select(
-    func.max(case((Image.digest == bindparam("digest"), Image.id))), func.count(Image.id)
-).where(Image.repository_id == bindparam("repository"))
+    select(Image.id).where(Image.repository_id == bindparam("repository"), Image.digest == bindparam("digest"))
+    .scalar_subquery(),
+    select(Repository.image_count).where(Repository.id == bindparam("repository")).scalar_subquery())
 _TAGGED = select(ImageTag.image_id).where(ImageTag.repository_id == bindparam("repository"),
                                           ImageTag.tag == bindparam("tag"))
 _TAGS_OF_IMAGE = select(func.count()).select_from(ImageTag).where(ImageTag.image_id == bindparam("image"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import (
+    DDL,
     JSON,
     BigInteger,
     Boolean,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -41,6 +43,9 @@ class Repository(Base):
     policy_text: Mapped[str | None] = mapped_column(Text, nullable=True)
     lifecycle_policy_text: Mapped[str | None] = mapped_column(Text, nullable=True)
     lifecycle_evaluated_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    # How many images the repository holds, kept by the database itself (IMAGE_COUNT below) so
+    # that no code path can forget it: a push checks the limit without counting every image.
+    image_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     tags: Mapped[list[ResourceTag]] = relationship(
         back_populates="repository", cascade="all, delete-orphan", order_by="ResourceTag.position"
@@ -127,6 +132,35 @@ class ImageTag(Base):
     tagged_at: Mapped[float] = mapped_column(Double)
 
     image: Mapped[Image] = relationship(back_populates="tags")
+
+
+# Triggers that keep repositories.image_count, per dialect: created with the tables
+# (create_all) and by migration 0009, which also counts the images already stored. Every
+# insert and delete of an image is counted, whichever statement or cascade makes it.
+IMAGE_COUNT = {
+    "sqlite": [
+        "CREATE TRIGGER images_counted_insert AFTER INSERT ON images BEGIN "
+        "UPDATE repositories SET image_count = image_count + 1 WHERE id = NEW.repository_id; END",
+        "CREATE TRIGGER images_counted_delete AFTER DELETE ON images BEGIN "
+        "UPDATE repositories SET image_count = image_count - 1 WHERE id = OLD.repository_id; END",
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION images_counted() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF TG_OP = 'INSERT' THEN "
+        "UPDATE repositories SET image_count = image_count + 1 WHERE id = NEW.repository_id; "
+        "ELSE UPDATE repositories SET image_count = image_count - 1 WHERE id = OLD.repository_id; "
+        "END IF; RETURN NULL; END $$",
+        "CREATE TRIGGER images_counted AFTER INSERT OR DELETE ON images FOR EACH ROW EXECUTE FUNCTION images_counted()",
+    ],
+}
+IMAGE_COUNT_DROP = {
+    "sqlite": ["DROP TRIGGER IF EXISTS images_counted_insert", "DROP TRIGGER IF EXISTS images_counted_delete"],
+    "postgresql": ["DROP TRIGGER IF EXISTS images_counted ON images", "DROP FUNCTION IF EXISTS images_counted()"],
+}
+for _dialect, _statements in IMAGE_COUNT.items():
+    for _statement in _statements:
+        event.listen(Image.__table__, "after_create", DDL(_statement).execute_if(dialect=_dialect))
+event.listen(Image.__table__, "after_drop", DDL(IMAGE_COUNT_DROP["postgresql"][1]).execute_if(dialect="postgresql"))
 
 
 class ImageBlob(Base):
