@@ -3,7 +3,8 @@
     python scripts/bench/api.py [--calls 300] [--clients 16] [--backend sqlite|postgres]
 
 Both servers run on loopback. Every single-item operation is timed with one sequential boto3
-client (median of three loops of ``--calls`` calls), PutImage and BatchGetImage also from
+client (median of three loops of ``--calls`` calls; the two servers take turns loop by loop, so
+drift in the host's load weighs on both alike), PutImage and BatchGetImage also from
 ``--clients`` concurrent clients (separate processes, so the clients are not bound by one
 interpreter lock). Each row prints calls/second, the ratio ours/moto, and the server CPU per
 call: user+system time of the server's processes (our gunicorn workers, moto_server; with
@@ -130,20 +131,29 @@ def timed(server: Server, run: Callable[[], int]) -> tuple[float, float, float, 
     return seconds, cpu1 - cpu0, db1 - db0, done
 
 
-def sequential(server: Server, fn: Callable[[int], None], calls: int) -> Figure:
-    """Median rate over three loops of ``calls``; CPU over all of them."""
-    rates, cpu, db = [], 0.0, 0.0
+LOOPS = 3
 
-    def loop(base: int) -> int:
-        for i in range(calls):
-            fn(base + i)
-        return calls
 
-    for n in range(3):
-        seconds, c, d, _ = timed(server, lambda n=n: loop(n * calls))
-        rates.append(calls / seconds)
-        cpu, db = cpu + c, db + d
-    return Figure(statistics.median(rates), 1000 * cpu / (3 * calls), 1000 * db / (3 * calls))
+def sequential(runs: list[tuple[Server, Callable[[int], None]]], calls: int) -> list[Figure]:
+    """Each server's median rate over LOOPS loops of ``calls`` (CPU over all of them). The servers
+    take turns loop by loop, in alternating order, so a host that gets busier or quieter during
+    the run weighs on both alike (a run of every operation on one server, then on the other, gave
+    ratios that moved with the host's load by a factor of two)."""
+    rates: list[list[float]] = [[] for _ in runs]
+    cpu, db = [0.0] * len(runs), [0.0] * len(runs)
+    for n in range(LOOPS):
+        order = list(enumerate(runs))
+        for k, (server, fn) in order if n % 2 == 0 else reversed(order):
+            def loop(base: int = n * calls, fn: Callable[[int], None] = fn) -> int:
+                for i in range(calls):
+                    fn(base + i)
+                return calls
+
+            seconds, c, d, _ = timed(server, loop)
+            rates[k].append(calls / seconds)
+            cpu[k], db[k] = cpu[k] + c, db[k] + d
+    return [Figure(statistics.median(rates[k]), 1000 * cpu[k] / (LOOPS * calls), 1000 * db[k] / (LOOPS * calls))
+            for k in range(len(runs))]
 
 
 # ---------------------------------------------------------------- concurrent clients
@@ -190,60 +200,68 @@ def concurrent(server: Server, op: str, repo: str, doc: str, clients: int, per_c
 # ---------------------------------------------------------------- the workload
 
 
-def scenario(server: Server, calls: int, clients: int) -> Measured:
-    """The same workload on either server."""
-    ecr = client(server.url)
-    m = Measured()
-    f = m.figures
-    f["CreateRepository"] = sequential(server, lambda i: ecr.create_repository(repositoryName=f"r/{i}"), calls)
-    f["DescribeRepositories (one name)"] = sequential(
-        server, lambda i: ecr.describe_repositories(repositoryNames=[f"r/{i % calls}"]), calls)
-    f["GetAuthorizationToken"] = sequential(server, lambda i: ecr.get_authorization_token(), calls)
+class Workload:
+    """The benchmark's calls against one server, and the state they build on (the same on both)."""
 
-    ecr.create_repository(repositoryName="images")
-    base = build_image()
-    push_via_api(ecr, "images", base, "base")
-    layer = base.layers[0]
-    f["BatchCheckLayerAvailability"] = sequential(
-        server, lambda i: ecr.batch_check_layer_availability(repositoryName="images", layerDigests=[layer.digest]),
-        calls)
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.ecr = client(server.url)
+        self.base = build_image()
+        self.doc = json.loads(self.base.manifest)
 
-    def upload(i: int) -> None:
-        data = f"layer {i} ".encode() * 100
+    def setup_images(self) -> None:
+        self.ecr.create_repository(repositoryName="images")
+        push_via_api(self.ecr, "images", self.base, "base")
+
+    def upload(self, i: int) -> None:
+        ecr, data = self.ecr, f"layer {i} ".encode() * 100
         upload_id = ecr.initiate_layer_upload(repositoryName="images")["uploadId"]
         ecr.upload_layer_part(repositoryName="images", uploadId=upload_id, partFirstByte=0,
                               partLastByte=len(data) - 1, layerPartBlob=data)
         ecr.complete_layer_upload(repositoryName="images", uploadId=upload_id,
                                   layerDigests=["sha256:" + hashlib.sha256(data).hexdigest()])
 
-    f["Initiate+UploadLayerPart+Complete (x3 calls)"] = sequential(server, upload, max(calls // 3, 10))
+    def put(self, i: int) -> None:
+        self.doc["annotations"] = {"n": str(i)}
+        self.ecr.put_image(repositoryName="images", imageManifest=json.dumps(self.doc), imageTag=f"t{i}")
 
-    doc = json.loads(base.manifest)
 
-    def put(i: int) -> None:
-        doc["annotations"] = {"n": str(i)}
-        ecr.put_image(repositoryName="images", imageManifest=json.dumps(doc), imageTag=f"t{i}")
+def scenario(servers: list[Server], calls: int, clients: int) -> list[Measured]:
+    """The same workload on every server, operation by operation, the servers taking turns."""
+    work = [Workload(s) for s in servers]
+    measured = [Measured() for _ in servers]
+    few = max(calls // 3, 10)
 
-    f["PutImage (new manifest + tag)"] = sequential(server, put, calls)
-    f["BatchGetImage (by tag)"] = sequential(
-        server, lambda i: ecr.batch_get_image(repositoryName="images", imageIds=[{"imageTag": f"t{i % calls}"}]),
-        calls)
-    f["DeleteRepository"] = sequential(server, lambda i: ecr.delete_repository(repositoryName=f"r/{i}"), calls)
+    def row(name: str, op: Callable[[Workload], Callable[[int], None]], n: int = calls) -> None:
+        for m, figure in zip(measured, sequential([(w.server, op(w)) for w in work], n), strict=True):
+            m.figures[name] = figure
 
-    f["DescribeRepositories (page of 100)"] = sequential(
-        server, lambda i: ecr.describe_repositories(maxResults=100), max(calls // 3, 10))
-    f["DescribeImages (page of 100)"] = sequential(
-        server, lambda i: ecr.describe_images(repositoryName="images", maxResults=100), max(calls // 3, 10))
-    f["ListImages (page of 100)"] = sequential(
-        server, lambda i: ecr.list_images(repositoryName="images", maxResults=100), max(calls // 3, 10))
+    row("CreateRepository", lambda w: lambda i: w.ecr.create_repository(repositoryName=f"r/{i}"))
+    row("DescribeRepositories (one name)",
+        lambda w: lambda i: w.ecr.describe_repositories(repositoryNames=[f"r/{i % calls}"]))
+    row("GetAuthorizationToken", lambda w: lambda i: w.ecr.get_authorization_token())
+    for w in work:
+        w.setup_images()
+    row("BatchCheckLayerAvailability", lambda w: lambda i: w.ecr.batch_check_layer_availability(
+        repositoryName="images", layerDigests=[w.base.layers[0].digest]))
+    row("Initiate+UploadLayerPart+Complete (x3 calls)", lambda w: w.upload, few)
+    row("PutImage (new manifest + tag)", lambda w: w.put)
+    row("BatchGetImage (by tag)", lambda w: lambda i: w.ecr.batch_get_image(
+        repositoryName="images", imageIds=[{"imageTag": f"t{i % calls}"}]))
+    row("DeleteRepository", lambda w: lambda i: w.ecr.delete_repository(repositoryName=f"r/{i}"))
+    row("DescribeRepositories (page of 100)", lambda w: lambda i: w.ecr.describe_repositories(maxResults=100), few)
+    row("DescribeImages (page of 100)",
+        lambda w: lambda i: w.ecr.describe_images(repositoryName="images", maxResults=100), few)
+    row("ListImages (page of 100)",
+        lambda w: lambda i: w.ecr.list_images(repositoryName="images", maxResults=100), few)
 
     if clients:
         per_client = max(calls // clients, 5) * 2
-        raw = base.manifest.decode()
-        f[f"PutImage, {clients} clients"] = concurrent(server, "PutImage", "images", raw, clients, per_client, 0)
-        f[f"BatchGetImage, {clients} clients"] = concurrent(server, "BatchGetImage", "images", raw, clients,
-                                                            per_client, 0)
-    return m
+        for op in ("PutImage", "BatchGetImage"):
+            for m, w in zip(measured, work, strict=True):
+                m.figures[f"{op}, {clients} clients"] = concurrent(
+                    w.server, op, "images", w.base.manifest.decode(), clients, per_client, 0)
+    return measured
 
 
 # ---------------------------------------------------------------- main
@@ -280,8 +298,7 @@ def main() -> int:
             try:
                 ours = Server("ecr-emulator", live.api_url, lambda: children(live.process.pid), database)
                 peer = Server("moto", moto_url, lambda: [moto.pid, *children(moto.pid)])
-                mine = scenario(ours, args.calls, args.clients)
-                theirs = scenario(peer, args.calls, args.clients)
+                mine, theirs = scenario([ours, peer], args.calls, args.clients)
             finally:
                 live.stop()
                 os.killpg(moto.pid, signal.SIGTERM)
