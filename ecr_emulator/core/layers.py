@@ -171,7 +171,9 @@ def pull_blob(ctx: Context, repository_name: str, digest: str, *, read_through: 
     if not DIGEST.fullmatch(digest):
         return PulledBlob(repo, None)
     size = linked_sizes(ctx, repo, [digest]).get(digest)
+    if size is None and not read_through:  # the pusher's HEAD of a blob it has yet to upload
+        return PulledBlob(repo, None)
     statuses = frozenset(_references(ctx, repo, [digest]).get(digest, (None, set()))[1])
-    if size is None and read_through and "ACTIVE" in statuses:
+    if size is None and "ACTIVE" in statuses:
         readthrough.offer(ctx, Miss("blob", repository_name, digest, repository_exists=True))
     return PulledBlob(repo, size, statuses)
