@@ -33,7 +33,7 @@ from ecr_emulator.storage.blobstore import BlobStore
 from ecr_emulator.storage.models import Blob, Repository, RepositoryBlob, Upload
 from ecr_emulator.storage.sql import insert_ignore, insert_loaded, lock_blob
 
-__all__ = ["UploadBusy", "append", "cancel", "commit", "complete", "get_upload", "initiate", "mount",
+__all__ = ["UploadBusy", "append", "begin", "cancel", "commit", "complete", "get_upload", "initiate", "mount",
            "place_ahead", "upload_part"]
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,11 @@ def get_upload(ctx: Context, repo: Repository, upload_id: str, *, for_update: bo
 
 
 def initiate(ctx: Context, repository_name: str) -> Upload:
-    repo = repositories.get(ctx, repository_name)
+    return begin(ctx, repositories.get(ctx, repository_name))
+
+
+def begin(ctx: Context, repo: Repository) -> Upload:
+    """A new upload into ``repo`` (a repository the caller has already looked up)."""
     return insert_loaded(ctx.session, Upload, {
         "id": str(uuid.uuid4()), "repository_id": repo.id, "started_at": ctx.now, "updated_at": ctx.now,
         "parts": 0, "last_part_size": 0, "small_part_seen": False, "size": 0, "segments": [],

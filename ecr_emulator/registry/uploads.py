@@ -16,6 +16,7 @@ from ecr_emulator.registry.body import BodyUnreadable, body_chunks, content_leng
 from ecr_emulator.registry.errors import OciError
 
 if TYPE_CHECKING:
+    from ecr_emulator.core.repositories import Repository
     from ecr_emulator.registry.app import Call
 
 CHUNK = 1024 * 1024
@@ -88,10 +89,10 @@ def start(call: Call, name: str) -> Response:
     digest = request.args.get("digest")
 
     def begin(ctx: Context) -> str | None:
-        templates.for_push(ctx, name)  # a push may create the repository (create-on-push templates)
-        if mount and source and call.services.may_mount() and _try_mount(ctx, name, mount, source):
+        repo = templates.for_push(ctx, name)  # a push may create the repository (create-on-push templates)
+        if mount and source and call.services.may_mount() and _try_mount(ctx, repo, mount, source):
             return None
-        return uploads.initiate(ctx, name).id
+        return uploads.begin(ctx, repo).id
 
     upload_id = call.run(begin, write=True)
     if upload_id is None:
@@ -102,15 +103,14 @@ def start(call: Call, name: str) -> Response:
     return _progress(name, upload_id, 0)
 
 
-def _try_mount(ctx: Context, name: str, digest: str, source: str) -> bool:
+def _try_mount(ctx: Context, target: Repository, digest: str, source: str) -> bool:
     """Mount a blob from another repository of this registry when ECR would (section 12.7):
     blob mounting enabled, the source readable and holding the blob, same encryption.
     Otherwise the client falls back to a normal upload, as the protocol allows."""
-    if not DIGEST.fullmatch(digest) or source == name:
+    if not DIGEST.fullmatch(digest) or source == target.name:
         return False
     if settings_store.account_setting(ctx, "BLOB_MOUNTING") != "ENABLED":
         return False
-    target = repositories.get(ctx, name, for_update=True)
     src = repositories.find(ctx, source)
     if src is None or (src.encryption_type, src.kms_key) != (target.encryption_type, target.kms_key):
         return False

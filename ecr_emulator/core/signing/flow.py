@@ -130,7 +130,7 @@ def _pending(ctx: Context, payload: dict[str, Any]) -> tuple[Image, ImageSigning
 def _store_blob(ctx: Context, repo: Repository, data: bytes) -> dict[str, Any]:
     """Put ``data`` in the repository the way a client's upload gets there (staged, verified,
     placed under the blob's lock, linked); returns its descriptor fields."""
-    upload = uploads.initiate(ctx, repo.name)
+    upload = uploads.begin(ctx, repo)
     uploads.upload_part(ctx, repo.name, upload.id, 0, len(data) - 1, data)
     digest = uploads.commit(ctx, repo, upload, sha256_digest(data), exists_ok=True)
     return {"digest": digest, "size": len(data)}
