@@ -70,6 +70,34 @@ def test_chunked_patch_with_content_range_and_out_of_order(reg):
     assert reg.get(f"/v2/blobs/test/blobs/{blob.digest}").content == data
 
 
+@pytest.mark.parametrize("streamed", [False, True], ids=["read whole", "streamed"])
+def test_patch_errors_whatever_the_body(reg, streamed):
+    """A body with a Content-Length up to 1 MiB is read whole and appended in one transaction;
+    others (here a chunked one) are streamed under a lease. The answers are the same."""
+    size = 10_000
+    data = os.urandom(size)
+
+    def body():  # type: ignore[no-untyped-def]
+        return iter([data[:4000], data[4000:]]) if streamed else data
+
+    location = start(reg)
+    unknown = location.rsplit("/", 1)[0] + "/0f3e2a6c-0000-4000-8000-000000000000"
+    r = reg.patch(unknown, data=body(), headers={"Content-Range": "nonsense"})
+    assert (r.status_code, oci_error(r)[1]) == (404, "BLOB_UPLOAD_UNKNOWN")  # the upload first, then the header
+    r = reg.patch(location, data=body(), headers={"Content-Range": "nonsense"})
+    assert oci_error(r)[1] == "BLOB_UPLOAD_INVALID" and "Malformed Content-Range" in oci_error(r)[2]
+    r = reg.patch(location, data=body(), headers={"Content-Range": f"1-{size}"})  # not where the upload stands
+    assert (r.status_code, oci_error(r)[1]) == (416, "RANGE_INVALID")
+    assert reg.get(location).headers["Range"] == "0-0"  # nothing was taken
+    r = reg.patch(location, data=body(), headers={"Content-Range": f"0-{size - 1}"})
+    assert r.status_code == 202 and r.headers["Range"] == f"0-{size - 1}"
+    r = reg.patch(location, data=body(), headers={"Content-Range": f"0-{size - 1}"})  # the same chunk again
+    assert (r.status_code, oci_error(r)[1]) == (416, "RANGE_INVALID") and r.headers["Range"] == f"0-{size - 1}"
+    blob = Blob(data, "x")
+    assert reg.put(location, params={"digest": blob.digest}).status_code == 201
+    assert reg.get(f"/v2/blobs/test/blobs/{blob.digest}").content == data
+
+
 def test_streamed_patch_without_content_range(reg):
     data = os.urandom(3 * 1024 * 1024 + 17)
     blob = Blob(data, "x")

@@ -4,7 +4,7 @@ cancel and cross-repository mount. Request bodies are streamed to staging, never
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from flask import Response, request
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ecr_emulator.registry.app import Call
 
 CHUNK = 1024 * 1024
+SMALL_BODY = 1024 * 1024  # a PATCH body up to this size is read whole, then appended in one transaction
 _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(\d+|\*))?$")
 
 
@@ -58,9 +59,10 @@ def _open_upload(call: Call, name: str, upload_id: str) -> int:
     return call.run(lambda ctx: uploads.get_upload(ctx, repositories.get(ctx, name), upload_id).size)
 
 
-def _stream_in(call: Call, name: str, upload_id: str, check: Callable[[int], None] | None = None) -> int:
+def _stream_in(call: Call, name: str, upload_id: str, check: Callable[[int], None] | None = None,
+               body: Iterable[bytes] | None = None) -> int:
     try:
-        return uploads.append(call.services, upload_id, body_chunks(CHUNK), check)
+        return uploads.append(call.services, upload_id, body_chunks(CHUNK) if body is None else body, check)
     except FileNotFoundError as exc:
         raise OciError("BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry") from exc
     except uploads.UploadBusy as exc:
@@ -122,29 +124,53 @@ def status(call: Call, name: str, upload_id: str) -> Response:
 
 
 def patch(call: Call, name: str, upload_id: str) -> Response:
+    length = content_length()
+    if length is not None and length <= SMALL_BODY:
+        return _patch_small(call, name, upload_id, length)
     _open_upload(call, name, upload_id)
+    return _progress(name, upload_id, _stream_in(call, name, upload_id, _range_check(name, upload_id, length)))
+
+
+def _patch_small(call: Call, name: str, upload_id: str, length: int) -> Response:
+    """A body small enough to hold is read whole first, then appended in the request's one unit
+    of work (which finds the upload, checks the request's permissions and the Content-Range, and
+    records the append): a streamed PATCH takes a unit to find the upload, one to take its lease
+    and one to record, and docker sends each small layer in one PATCH."""
+    check = _range_check(name, upload_id, length)
+    try:
+        data = b"".join(body_chunks(CHUNK))
+    except BodyUnreadable as exc:
+        raise OciError("BLOB_UPLOAD_INVALID", f"The request body could not be read: {exc}. Nothing of it was "
+                       "kept; send it again from the offset GET reports.") from exc
+    size = call.run(lambda ctx: uploads.append_read(ctx, repositories.get(ctx, name), upload_id, data, check),
+                    write=True)
+    if size is None:  # a streamed PATCH is writing to the upload: wait for it as a streamed append would
+        size = _stream_in(call, name, upload_id, check, [data])
+    return _progress(name, upload_id, size)
+
+
+def _range_check(name: str, upload_id: str, length: int | None) -> Callable[[int], None] | None:
+    """The request's Content-Range, if it sent one, as a check of the upload's recorded size. It is
+    judged while the upload is held, after the upload was found, so two chunks cannot both claim
+    the same offset and an unknown upload is reported as such whatever the header says."""
     content_range = request.headers.get("Content-Range")
-    check = None
-    if content_range:
-        m = _CONTENT_RANGE.match(content_range.strip())
+    if not content_range:
+        return None
+    m = _CONTENT_RANGE.match(content_range.strip())
+
+    def check(size: int) -> None:
         if not m:
             raise OciError("BLOB_UPLOAD_INVALID", f"Malformed Content-Range '{content_range}'")
         first, last = int(m[1]), int(m[2])
-        length = content_length()
+        held = {"Location": _location(name, upload_id), "Range": f"0-{max(size - 1, 0)}",
+                "Docker-Upload-UUID": upload_id}
+        if first != size or last < first:
+            raise OciError("RANGE_INVALID", f"Content-Range {first}-{last} does not continue the upload at byte {size}",
+                           headers=held)
+        if length is not None and length != last - first + 1:
+            raise OciError("RANGE_INVALID", "Content-Length does not match Content-Range", headers=held)
 
-        def check(size: int) -> None:
-            """Judged while the upload is held, so two chunks cannot both claim the same offset."""
-            held = {"Location": _location(name, upload_id), "Range": f"0-{max(size - 1, 0)}",
-                    "Docker-Upload-UUID": upload_id}
-            if first != size or last < first:
-                raise OciError("RANGE_INVALID",
-                               f"Content-Range {first}-{last} does not continue the upload at byte {size}",
-                               headers=held)
-            if length is not None and length != last - first + 1:
-                raise OciError("RANGE_INVALID", "Content-Length does not match Content-Range", headers=held)
-
-    new_size = _stream_in(call, name, upload_id, check)
-    return _progress(name, upload_id, new_size)
+    return check
 
 
 def finish(call: Call, name: str, upload_id: str) -> Response:
