@@ -1,7 +1,8 @@
 """The registry listener: one route table for ``/v2``, ECR login on every request, OCI errors.
 
 Repository names contain slashes, so routes are regular expressions over the whole path
-(like Distribution's router) rather than Flask URL rules.
+(like Distribution's router) rather than a framework's URL rules; the listener is a plain WSGI
+application over werkzeug's request and response (see ``registry/current.py`` for why).
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from flask import Flask, Response, request
-from werkzeug.exceptions import HTTPException
+from flask import Response
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.wrappers import Request
 
 from ecr_emulator.core import errors
 from ecr_emulator.core.access import Origin
@@ -21,6 +23,7 @@ from ecr_emulator.core.context import Context, Services
 from ecr_emulator.core.naming import is_valid_repository_name
 from ecr_emulator.registry import auth, blobs, listing, manifests, uploads
 from ecr_emulator.registry.access import Guarded, guard
+from ecr_emulator.registry.current import serving
 from ecr_emulator.registry.errors import OciError, from_core, http_oci_error, response
 
 log = logging.getLogger("ecr_emulator.registry")
@@ -110,62 +113,66 @@ def route(path: str, method: str) -> tuple[Endpoint | None, dict[str, str], bool
     return None, {}, False
 
 
-def create_app(services: Services) -> Flask:
-    app = Flask("ecr_emulator.registry")
-    app.url_map.strict_slashes = False
+class RegistryApp:
+    """The registry listener's WSGI application."""
 
-    def dispatch(path: str = "") -> Response:
-        full = "/" + path
-        endpoint, params, known = route(full, request.method)
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        with serving(environ) as req:
+            try:
+                if req.method not in ALL_METHODS:
+                    raise MethodNotAllowed(valid_methods=ALL_METHODS)
+                answer = self.dispatch(req)
+            except HTTPException as exc:  # what werkzeug refuses itself (a malformed request)
+                answer = response(http_oci_error(exc.code or 400, exc.description or exc.name), req.method)
+            except Exception as exc:  # noqa: BLE001 - answered as an OCI error, logged
+                answer = self.internal(req, exc)
+            answer.headers["Docker-Distribution-Api-Version"] = "registry/2.0"
+        return answer(environ, start_response)
+
+    def dispatch(self, req: Request) -> Response:
+        services, full = self.services, req.path or "/"
+        endpoint, params, known = route(full, req.method)
         try:
             if not known:
-                raise OciError("UNSUPPORTED", f"{request.method} {full} is not a registry API route")
+                raise OciError("UNSUPPORTED", f"{req.method} {full} is not a registry API route")
             # who is asking comes first, as on ECR: an anonymous request learns nothing else
-            caller = blobs.presigned_caller(services, request, params) or auth.authenticate(services, request)
+            caller = blobs.presigned_caller(services, req, params) or auth.authenticate(services, req)
             if endpoint is None:
-                raise OciError("UNSUPPORTED", f"{request.method} is not supported on {full}")
+                raise OciError("UNSUPPORTED", f"{req.method} is not supported on {full}")
             name = params.get("name")
             if name is not None and not is_valid_repository_name(name):
                 raise OciError("NAME_INVALID", f"Invalid repository name '{name}'")
             guarded = guard(  # the registry's one authorization seam
-                services, endpoint.action, endpoint.name, params, request.args,
-                uploads._has_body(), Origin.of(request.environ), caller.presigned,
+                services, endpoint.action, endpoint.name, params, req.args,
+                uploads._has_body(), Origin.of(req.environ), caller.presigned,
             )
             answer = endpoint.handler(Call(guarded, caller), **params)
             guarded.ensure_checked()
             return answer
         except auth.Unauthorized:
-            return auth.challenge(services, services.hosts.scope_from_host(request.headers.get("Host")))
+            return auth.challenge(services, services.hosts.scope_from_host(req.headers.get("Host")))
         except OciError as exc:
-            return response(exc, request.method)
+            return response(exc, req.method)
         except errors.EcrError as exc:
-            return response(from_core(exc), request.method)
+            return response(from_core(exc), req.method)
 
-    app.add_url_rule("/", "root", dispatch, methods=ALL_METHODS)
-    app.add_url_rule("/<path:path>", "any", dispatch, methods=ALL_METHODS)
-
-    @app.after_request
-    def common_headers(resp: Response) -> Response:
-        resp.headers["Docker-Distribution-Api-Version"] = "registry/2.0"
-        return resp
-
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> Response:
-        """What the framework refuses itself (an unknown method, a malformed request)."""
-        return response(http_oci_error(exc.code or 400, exc.description or exc.name), request.method)
-
-    @app.errorhandler(Exception)
-    def internal(exc: Exception) -> Response:
+    @staticmethod
+    def internal(req: Request, exc: Exception) -> Response:
         storage = errors.from_storage_failure(exc)
         if storage is not None:
-            log.error("%s %s failed: %s", request.method, request.path, storage.message)
+            log.error("%s %s failed: %s", req.method, req.path, storage.message)
             status = getattr(storage, "registry_status", 507)
-            return response(OciError("UNKNOWN", storage.message, status=status), request.method)
-        log.exception("internal error on %s %s", request.method, request.path)
+            return response(OciError("UNKNOWN", storage.message, status=status), req.method)
+        log.error("internal error on %s %s", req.method, req.path, exc_info=exc)
         err = OciError("UNKNOWN", "An internal error occurred in ecr-emulator.", status=500)
-        return response(err, request.method)
+        return response(err, req.method)
 
-    return app
+
+def create_app(services: Services) -> RegistryApp:
+    return RegistryApp(services)
 
 
 def reject(status: int, message: str) -> Response:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Request, Response
+from flask import Response
+from werkzeug.wrappers import Request
 
 from ecr_emulator.core.context import Services
 from ecr_emulator.core.naming import Principal, Scope

@@ -15,12 +15,14 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from flask import Request, Response, request
+from flask import Response
+from werkzeug.wrappers import Request
 from werkzeug.wsgi import wrap_file
 
 from ecr_emulator.core import errors, layers, repositories
 from ecr_emulator.core.naming import DIGEST, Principal
 from ecr_emulator.registry import auth
+from ecr_emulator.registry.current import request
 from ecr_emulator.registry.errors import OciError
 
 if TYPE_CHECKING:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from flask import request
+from ecr_emulator.registry.current import request
 
 
 class BodyUnreadable(Exception):

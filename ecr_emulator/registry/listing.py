@@ -6,13 +6,14 @@ import json
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-from flask import Response, request
+from flask import Response
 
 from ecr_emulator.core import repositories
 from ecr_emulator.core.images import query
 from ecr_emulator.core.images import referrers as image_referrers
 from ecr_emulator.core.manifests import OCI_INDEX
 from ecr_emulator.core.naming import DIGEST
+from ecr_emulator.registry.current import request
 from ecr_emulator.registry.errors import OciError
 
 if TYPE_CHECKING:

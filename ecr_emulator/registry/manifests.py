@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from flask import Response, request
+from flask import Response
 
 from ecr_emulator.core import errors, repositories, templates
 from ecr_emulator.core.context import Context
@@ -15,6 +15,7 @@ from ecr_emulator.core.images import delete as image_delete
 from ecr_emulator.core.images import put as image_put
 from ecr_emulator.core.naming import DIGEST
 from ecr_emulator.registry.body import BodyUnreadable, body_chunks, content_length
+from ecr_emulator.registry.current import request
 from ecr_emulator.registry.errors import OciError
 
 if TYPE_CHECKING:

@@ -7,12 +7,13 @@ import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from flask import Response, request
+from flask import Response
 
 from ecr_emulator.core import errors, repositories, settings_store, templates, uploads
 from ecr_emulator.core.context import Context
 from ecr_emulator.core.naming import DIGEST
 from ecr_emulator.registry.body import BodyUnreadable, body_chunks, content_length
+from ecr_emulator.registry.current import request
 from ecr_emulator.registry.errors import OciError
 
 if TYPE_CHECKING:
