@@ -1,5 +1,6 @@
 """Blob uploads on the wire: monolithic POST, POST+PUT, chunked PATCH, streamed PATCH, status,
-cancel and cross-repository mount. Request bodies are streamed to staging, never buffered."""
+cancel and cross-repository mount. Request bodies are streamed to staging, except a PATCH body of
+at most ``SMALL_BODY`` bytes, which is read whole so that its append takes one transaction."""
 
 from __future__ import annotations
 
