@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -122,11 +123,16 @@ def test_upload_layer_part_at_the_same_offset(server, clients):
     assert done["layerDigest"] == digest
 
 
-def test_registry_chunks_claiming_the_same_offset(server, ecr):
+@pytest.mark.parametrize("sizes", ["streamed", "read whole", "mixed"])
+def test_registry_chunks_claiming_the_same_offset(server, ecr, sizes):
+    """Bodies over 1 MiB stream under the upload's lease, smaller ones are appended under its row
+    lock (and wait for a streamed one's lease): either way one chunk wins."""
     ecr.create_repository(repositoryName="chunks")
     session = registry_session(ecr)
     location = session.post(f"{server.registry_url}/v2/chunks/blobs/uploads/").headers["Location"]
-    chunks = [random_layer(2 * 1024 * 1024, seed=f"chunk-{i}") for i in range(N)]
+    size = {"streamed": lambda i: 2 * 1024 * 1024, "read whole": lambda i: 100_000,
+            "mixed": lambda i: 2 * 1024 * 1024 if i % 2 else 100_000}[sizes]
+    chunks = [random_layer(size(i), seed=f"chunk-{i}") for i in range(N)]
 
     def send(i: int) -> int:
         s = registry_session(ecr)
@@ -138,6 +144,39 @@ def test_registry_chunks_claiming_the_same_offset(server, ecr):
     winner = chunks[results.index(202)]
     assert session.get(server.registry_url + location).headers["Range"] == f"0-{len(winner) - 1}"
     done = session.put(server.registry_url + location, params={"digest": sha(winner)})
+    assert done.status_code == 201, done.text
+
+
+def test_a_small_patch_waits_for_a_streamed_one(server, ecr):
+    """A PATCH read whole finds the upload leased by a streamed PATCH still receiving its body: it
+    waits for that one to finish, then continues the upload after its bytes."""
+    ecr.create_repository(repositoryName="waits")
+    session = registry_session(ecr)
+    location = server.registry_url + session.post(f"{server.registry_url}/v2/waits/blobs/uploads/").headers["Location"]
+    first, second, small = b"a" * 1000, b"b" * 1000, b"c" * 500
+    release = threading.Event()
+
+    def slow_body():  # type: ignore[no-untyped-def]
+        yield first
+        release.wait(30)
+        yield second
+
+    answers: dict[str, requests.Response] = {}
+    streamed = threading.Thread(target=lambda: answers.setdefault(
+        "streamed", registry_session(ecr).patch(location, data=slow_body(), timeout=60)))
+    streamed.start()
+    time.sleep(0.5)  # the streamed PATCH has taken the lease and waits for the rest of its body
+    waiting = threading.Thread(target=lambda: answers.setdefault(
+        "small", registry_session(ecr).patch(location, data=small, timeout=60)))
+    waiting.start()
+    time.sleep(0.5)
+    assert "small" not in answers  # still waiting for the lease
+    release.set()
+    streamed.join(60)
+    waiting.join(60)
+    assert answers["streamed"].status_code == 202 and answers["streamed"].headers["Range"] == "0-1999"
+    assert answers["small"].status_code == 202 and answers["small"].headers["Range"] == "0-2499"
+    done = session.put(location, params={"digest": sha(first + second + small)})
     assert done.status_code == 201, done.text
 
 
