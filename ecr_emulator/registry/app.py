@@ -2,7 +2,9 @@
 
 Repository names contain slashes, so routes are regular expressions over the whole path
 (like Distribution's router) rather than a framework's URL rules; the listener is a plain WSGI
-application over werkzeug's request and response (see ``registry/current.py`` for why).
+application over werkzeug's request (see ``registry/current.py`` for why). Responses are built
+with Flask's ``Response`` class, a werkzeug response that needs no application: the content
+types it defaults to stay as they were.
 """
 
 from __future__ import annotations
