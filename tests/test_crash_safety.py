@@ -128,9 +128,14 @@ def test_a_blob_whose_bytes_are_gone_counts_as_missing_and_a_push_repairs_it(ser
     assert session.head(f"{server.registry_url}/v2/{repo}/blobs/{layer.digest}").status_code == 404
     assert session.get(f"{server.registry_url}/v2/{repo}/blobs/{layer.digest}").status_code == 404
     ecr.create_repository(repositoryName=f"{repo}-mount")
-    mount = session.post(f"{server.registry_url}/v2/{repo}-mount/blobs/uploads/",
-                         params={"mount": layer.digest, "from": repo})
-    assert mount.status_code == 202  # not mounted (201): an upload begins instead
+    ecr.put_account_setting(name="BLOB_MOUNTING", value="ENABLED")
+
+    def mount(digest: str) -> int:
+        return session.post(f"{server.registry_url}/v2/{repo}-mount/blobs/uploads/",
+                            params={"mount": digest, "from": repo}).status_code
+
+    assert mount(image.blobs[0].digest) == 201  # an intact blob of the same repository mounts
+    assert mount(layer.digest) == 202  # the damaged one does not: an upload begins instead
     other = build_image([layer.data])
     upload_blob_via_api(ecr, repo, other.blobs[0])
     with pytest.raises(ClientError) as e:
