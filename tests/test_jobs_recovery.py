@@ -16,13 +16,11 @@ import pytest
 from sqlalchemy import select
 
 from ecr_emulator.core import gc, jobs
-from ecr_emulator.core.images import put
 from ecr_emulator.core.lifecycle import execute
 from ecr_emulator.core.naming import Scope
 from ecr_emulator.core.repositories import create, get
-from ecr_emulator.core.uploads import link_blob
 from ecr_emulator.storage.models import Blob, Job, RepositoryBlob
-from tests.images import build_image
+from tests.images import build_image, store_in_process
 
 SCOPE = Scope("123456789012", "us-east-1")
 
@@ -88,17 +86,11 @@ def test_a_long_job_keeps_its_lease_and_a_usurped_worker_cannot_record_its_outco
 def test_lifecycle_releases_links_in_the_batch_that_expires_the_images(services, monkeypatch):
     old, new = build_image(), build_image()
     with services.unit(SCOPE, write=True) as ctx:
-        repo = create(ctx, "lc")
-        for image in (old, new):
-            for blob in image.blobs:
-                upload_id = "u-" + blob.digest[7:19]
-                services.blobs.place(upload_id, services.blobs.staging.append(upload_id, [], [blob.data]),
-                                     blob.digest)
-                link_blob(ctx, repo, blob.digest, blob.size)
-        put.put_image(ctx, "lc", old.manifest, tag="old")
+        create(ctx, "lc")
+        store_in_process(ctx, "lc", old, "old")
     services.clock.advance(10)  # the newer image is pushed later
     with services.unit(SCOPE, write=True) as ctx:
-        put.put_image(ctx, "lc", new.manifest, tag="new")
+        store_in_process(ctx, "lc", new, "new")
         repo = get(ctx, "lc")
         repo.lifecycle_policy_text = json.dumps({"rules": [{
             "rulePriority": 1, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1},
