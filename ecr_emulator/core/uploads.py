@@ -150,6 +150,38 @@ def append(
     return size
 
 
+def append_read(
+    ctx: Context, repo: Repository, upload_id: str, data: bytes, check: Callable[[int], None] | None = None
+) -> int | None:
+    """Append a request body already read whole (a small registry PATCH) within this unit,
+    holding the upload's row lock instead of a lease: one transaction where a streamed append
+    (``append``) takes three. ``check(size)`` as for ``append``. None, with nothing written, when
+    a streamed append holds the upload's lease: the caller then waits for it through ``append``."""
+    upload = get_upload(ctx, repo, upload_id, for_update=True)
+    if is_leased(upload):
+        return None
+    if check is not None:
+        check(upload.size)
+    return _append_locked(ctx, upload, data) if data else upload.size
+
+
+def _append_locked(ctx: Context, upload: Upload, data: bytes, **values: Any) -> int:
+    """Append ``data`` to ``upload``, whose row this unit holds locked: a new segment, then the
+    segments, size and running hash (and ``values``) recorded in the row. If the transaction
+    rolls back, the segment is in no recorded list and goes when the upload ends. Returns the
+    new size."""
+    recorded = list(upload.segments or [])
+    hasher = _hasher(ctx.blobs, upload.id, recorded, upload.hash_state)
+    hasher.update(data)
+    segments = ctx.blobs.staging.append(upload.id, recorded, [data])
+    size = upload.size + len(data)
+    ctx.session.connection().execute(_RECORD_PART, {
+        "upload": upload.id, "segments": segments, "size": size, "hash_state": hasher.serialize(),
+        "updated_at": ctx.now, **values})
+    ctx.session.expire(upload)
+    return size
+
+
 def link_blob(ctx: Context, repo: Repository, digest: str, size: int) -> None:
     """Make a stored blob visible in ``repo`` (inserting its metadata if this is its first copy)."""
     ctx.session.flush()
@@ -262,21 +294,6 @@ _DISCARDS = _Discards()
 # ---- the layer API (InitiateLayerUpload / UploadLayerPart / CompleteLayerUpload) ----
 
 
-def append_read(
-    ctx: Context, repo: Repository, upload_id: str, data: bytes, check: Callable[[int], None] | None = None
-) -> int | None:
-    """Append a request body already read whole (a small registry PATCH) within this unit,
-    holding the upload's row lock instead of a lease: one transaction where a streamed append
-    (``append``) takes three. ``check(size)`` as for ``append``. None, with nothing written, when
-    a streamed append holds the upload's lease: the caller then waits for it through ``append``."""
-    upload = get_upload(ctx, repo, upload_id, for_update=True)
-    if is_leased(upload):
-        return None
-    if check is not None:
-        check(upload.size)
-    return _append_locked(ctx, upload, data) if data else upload.size
-
-
 def upload_part(
     ctx: Context, repository_name: str, upload_id: str, first: int, last: int, data: bytes
 ) -> int:
@@ -304,23 +321,6 @@ def upload_part(
     _append_locked(ctx, upload, data, parts=upload.parts + 1, last_part_size=len(data),
                    small_part_seen=upload.small_part_seen or (upload.parts > 0 and upload.last_part_size < MIN_PART_SIZE))
     return last
-
-
-def _append_locked(ctx: Context, upload: Upload, data: bytes, **values: Any) -> int:
-    """Append ``data`` to ``upload``, whose row this unit holds locked: a new segment, then the
-    segments, size and running hash (and ``values``) recorded in the row. If the transaction
-    rolls back, the segment is in no recorded list and goes when the upload ends. Returns the
-    new size."""
-    recorded = list(upload.segments or [])
-    hasher = _hasher(ctx.blobs, upload.id, recorded, upload.hash_state)
-    hasher.update(data)
-    segments = ctx.blobs.staging.append(upload.id, recorded, [data])
-    size = upload.size + len(data)
-    ctx.session.connection().execute(_RECORD_PART, {
-        "upload": upload.id, "segments": segments, "size": size, "hash_state": hasher.serialize(),
-        "updated_at": ctx.now, **values})
-    ctx.session.expire(upload)
-    return size
 
 
 def complete(ctx: Context, repository_name: str, upload_id: str, digests: list[str]) -> str:

@@ -179,10 +179,11 @@ def finish(call: Call, name: str, upload_id: str) -> Response:
     digest = request.args.get("digest")
     if not digest:
         raise OciError("DIGEST_INVALID", "The digest query parameter is required to complete an upload")
-    if _has_body() or not DIGEST.fullmatch(digest) or call.services.blobs.slow_place:
+    has_body = _has_body()
+    if has_body or not DIGEST.fullmatch(digest) or call.services.blobs.slow_place:
         _open_upload(call, name, upload_id)  # before any byte is taken or placed: is it an upload of this repository
     # else the commit's one unit of work checks all that itself (and the request's permissions first)
-    if _has_body():
+    if has_body:
         _stream_in(call, name, upload_id)
     try:
         return _commit(call, name, upload_id, digest)
