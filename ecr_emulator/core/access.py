@@ -27,6 +27,7 @@ from ecr_emulator.core.iam.conditions import PolicyError
 from ecr_emulator.core.iam.policy import Policy, parse
 from ecr_emulator.core.naming import Principal, Scope, partition_for, repository_arn
 from ecr_emulator.storage.models import RegistrySetting, Repository, ResourceTag
+from ecr_emulator.storage.prepared import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,8 @@ def _repository(column: Any) -> Any:
 
 
 # Everything a decision reads from the database, in one statement.
-_POLICIES = select(_repository(Repository.policy_text), _repository(Repository.id), _setting(REGISTRY_POLICY),
-                   _setting(SCOPE_SETTING))
+_POLICIES = Prepared(select(_repository(Repository.policy_text), _repository(Repository.id),
+                            _setting(REGISTRY_POLICY), _setting(SCOPE_SETTING)))
 
 
 @dataclass(frozen=True)
@@ -109,9 +110,7 @@ def _stored(ctx: Context, repository: str | None) -> _Stored:
     memo_key = ("access:stored", ctx.scope, name)
     found = ctx.memo.get(memo_key)
     if found is None:
-        row = ctx.session.connection().execute(
-            _POLICIES, {"account": ctx.scope.account_id, "region": ctx.scope.region, "name": name}
-        ).one()
+        row = _POLICIES.one(ctx.session, {"account": ctx.scope.account_id, "region": ctx.scope.region, "name": name})
         found = _Stored(_parsed(row[0], "repository"), row[1], _parsed(row[2], "registry"), row[3] or "V2")
         ctx.memo[memo_key] = found
     return found

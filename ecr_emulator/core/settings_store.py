@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, select
 from ecr_emulator.core import errors
 from ecr_emulator.core.context import Context
 from ecr_emulator.storage.models import RegistrySetting
+from ecr_emulator.storage.prepared import Prepared
 
 # name -> (default, accepted values). ECR-BEHAVIOUR 13.4.
 ACCOUNT_SETTINGS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -24,8 +25,8 @@ ACCOUNT_SETTINGS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-_ALL = select(RegistrySetting.name, RegistrySetting.value).where(
-    RegistrySetting.account_id == bindparam("account"), RegistrySetting.region == bindparam("region"))
+_ALL = Prepared(select(RegistrySetting.name, RegistrySetting.value).where(
+    RegistrySetting.account_id == bindparam("account"), RegistrySetting.region == bindparam("region")))
 
 
 def _stored(ctx: Context) -> dict[str, Any]:
@@ -33,7 +34,7 @@ def _stored(ctx: Context) -> dict[str, Any]:
     found = ctx.memo.get(key)
     if found is None:
         params = {"account": ctx.scope.account_id, "region": ctx.scope.region}
-        found = ctx.memo[key] = dict(ctx.session.connection().execute(_ALL, params).all())
+        found = ctx.memo[key] = dict(_ALL.all(ctx.session, params))
     return found
 
 

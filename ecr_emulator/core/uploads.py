@@ -31,6 +31,7 @@ from ecr_emulator.core.naming import DIGEST
 from ecr_emulator.core.upload_leases import UploadBusy, hold, is_leased
 from ecr_emulator.storage.blobstore import BlobStore
 from ecr_emulator.storage.models import Blob, Repository, RepositoryBlob, Upload
+from ecr_emulator.storage.prepared import Prepared, columns, loaded
 from ecr_emulator.storage.sql import insert_ignore, insert_loaded, lock_blob
 
 __all__ = ["UploadBusy", "append", "append_read", "begin", "cancel", "commit", "complete", "get_upload", "initiate", "mount",
@@ -44,11 +45,12 @@ MAX_PARTS = 4200
 
 # Built once (see core/repositories.py): every layer API call runs them.
 _UPLOAD = select(Upload).where(Upload.id == bindparam("upload"))
-_UPLOAD_LOCKED = _UPLOAD.with_for_update()
+_ROW = select(*columns(Upload)).where(Upload.id == bindparam("upload"))
+_ROW_READ, _ROW_LOCKED = Prepared(_ROW), Prepared(_ROW.with_for_update())
 _RECORD_PART = update(Upload).where(Upload.id == bindparam("upload"))
-_FORGET = delete(Upload).where(Upload.id == bindparam("upload"))
-_LINKED = select(RepositoryBlob.digest).where(RepositoryBlob.repository_id == bindparam("repository"),
-                                              RepositoryBlob.digest == bindparam("digest"))
+_FORGET = Prepared(delete(Upload).where(Upload.id == bindparam("upload")))
+_LINKED = Prepared(select(RepositoryBlob.digest).where(RepositoryBlob.repository_id == bindparam("repository"),
+                                                       RepositoryBlob.digest == bindparam("digest")))
 
 
 # ---- the running sha256, kept in the upload's row
@@ -106,7 +108,10 @@ class _Tap:
 def get_upload(ctx: Context, repo: Repository, upload_id: str, *, for_update: bool = False) -> Upload:
     """The upload, or UploadNotFound; ``for_update`` locks its row (PostgreSQL) so that parts of one
     upload sent at the same moment are judged one after the other."""
-    upload = ctx.session.scalars(_UPLOAD_LOCKED if for_update else _UPLOAD, {"upload": upload_id}).first()
+    session = ctx.session
+    session.flush()
+    upload = loaded(session, Upload, (_ROW_LOCKED if for_update else _ROW_READ).first(
+        session, {"upload": upload_id}))
     if upload is None or upload.repository_id != repo.id:
         raise errors.UploadNotFoundException(upload_id, repo.name, ctx.registry_id)
     return upload
@@ -233,8 +238,8 @@ def commit(ctx: Context, repo: Repository, upload: Upload, expected: str, *, exi
         )
     lock_blob(ctx.session, expected)
     stored = ctx.blobs.stat(expected)
-    if not exists_ok and stored == upload.size and ctx.session.connection().execute(
-            _LINKED, {"repository": repo.id, "digest": expected}).first() is not None:
+    if not exists_ok and stored == upload.size and _LINKED.first(
+            ctx.session, {"repository": repo.id, "digest": expected}) is not None:
         raise errors.LayerAlreadyExistsException(
             f"The layer with digest '{expected}' already exists in the repository with name "
             f"'{repo.name}' in the registry with id '{ctx.registry_id}'"
@@ -253,7 +258,7 @@ def cancel(ctx: Context, repo: Repository, upload: Upload) -> None:
 def _forget(ctx: Context, upload: Upload) -> None:
     """Delete the upload's row; its staged segments go once that is committed."""
     ctx.session.flush()
-    ctx.session.connection().execute(_FORGET, {"upload": upload.id})
+    _FORGET.run(ctx.session, {"upload": upload.id})
     ctx.session.expunge(upload)
     staging, upload_id = ctx.blobs.staging, upload.id
     ctx.after_commit.append(lambda: _DISCARDS.add(staging, upload_id))

@@ -1,8 +1,9 @@
 """Statements whose spelling differs between SQLite and PostgreSQL, and inserts for hot paths.
 
-Statements here are built once per table and dialect: building one with SQLAlchemy's expression
-language costs more than running it (about 0.3 ms here), and an ORM flush of a handful of
-rows cost about three times the plain INSERTs.
+Statements here are built once per table, set of columns and dialect, and run as ``Prepared``
+statements (storage/prepared.py): building one with SQLAlchemy's expression language costs
+more than running it (about 0.3 ms here), and an ORM flush of a handful of rows cost about
+three times the plain INSERTs.
 """
 
 from __future__ import annotations
@@ -10,18 +11,26 @@ from __future__ import annotations
 import functools
 from typing import Any, TypeVar
 
-from sqlalchemy import insert, text
+from sqlalchemy import bindparam, insert, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
+
+from ecr_emulator.storage.prepared import Prepared
 
 M = TypeVar("M")
 
 
+def _values(keys: tuple[str, ...]) -> dict[str, Any]:
+    return {key: bindparam(key) for key in keys}
+
+
 @functools.cache
-def _insert_ignore(dialect: str, model: type) -> Any:
-    module = postgresql if dialect == "postgresql" else sqlite
-    key = list(model.__table__.primary_key.columns)  # type: ignore[attr-defined]
-    return module.insert(model).on_conflict_do_nothing().returning(*key)
+def _insert_ignore(model: type, keys: tuple[str, ...]) -> Prepared:
+    def build(dialect: str) -> Any:
+        module = postgresql if dialect == "postgresql" else sqlite
+        key = list(model.__table__.primary_key.columns)  # type: ignore[attr-defined]
+        return module.insert(model).values(_values(keys)).on_conflict_do_nothing().returning(*key)
+    return Prepared(build)
 
 
 def insert_ignore(session: Session, model: type, values: dict[str, Any]) -> bool:
@@ -31,21 +40,24 @@ def insert_ignore(session: Session, model: type, values: dict[str, Any]) -> bool
     upload, a schedule both job threads start); the loser must not fail its transaction. Whether
     this call inserted is told by RETURNING (psycopg reports no rowcount for such an INSERT).
     """
-    conn = session.connection()
-    return conn.execute(_insert_ignore(conn.dialect.name, model), values).first() is not None
+    return _insert_ignore(model, tuple(values)).first(session, values) is not None
 
 
 @functools.cache
-def _insert(model: type) -> Any:
-    return insert(model)
+def _insert(model: type, keys: tuple[str, ...], returning: bool = False) -> Prepared:
+    statement = insert(model).values(_values(keys))
+    if returning:
+        statement = statement.returning(*model.__table__.primary_key.columns)  # type: ignore[attr-defined]
+    return Prepared(statement)
 
 
 def insert_rows(session: Session, model: type, rows: list[dict[str, Any]]) -> None:
-    """INSERT ``rows`` (each naming every column it sets) in one statement, without the ORM.
-    Pending ORM changes are flushed first, so that statements run in the order they were made."""
+    """INSERT ``rows`` (each naming the same columns, every column it sets) in one driver call,
+    without the ORM. Pending ORM changes are flushed first, so that statements run in the order
+    they were made."""
     if rows:
         session.flush()
-        session.connection().execute(_insert(model), rows)
+        _insert(model, tuple(rows[0])).run_many(session, rows)
 
 
 def insert_loaded(session: Session, model: type[M], values: dict[str, Any]) -> M:
@@ -55,10 +67,10 @@ def insert_loaded(session: Session, model: type[M], values: dict[str, Any]) -> M
     relationships are left unloaded (they load from the database when first read). Pending ORM
     changes are flushed first, so that statements run in the order the caller made them."""
     session.flush()
-    result = session.connection().execute(_insert(model), values)
+    key = _insert(model, tuple(values), returning=True).one(session, values)
     row = model(**values)
-    for column, key in zip(model.__table__.primary_key.columns, result.inserted_primary_key, strict=True):  # type: ignore[attr-defined]
-        setattr(row, column.key, key)
+    for column, value in zip(model.__table__.primary_key.columns, key, strict=True):  # type: ignore[attr-defined]
+        setattr(row, column.key, value)
     make_transient_to_detached(row)
     session.add(row)
     return row

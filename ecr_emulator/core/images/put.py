@@ -24,6 +24,7 @@ from ecr_emulator.storage.models import (
     ImageTag,
     Repository,
 )
+from ecr_emulator.storage.prepared import Prepared
 from ecr_emulator.storage.sql import insert_loaded, insert_rows
 
 MAX_IMAGES_PER_REPOSITORY = 100_000
@@ -32,13 +33,13 @@ MAX_TAGS_PER_IMAGE = 1000
 # Whether the manifest is stored (one lookup in the (repository, digest) index), and how many
 # images the repository holds (its image_count, which triggers keep: counting the images made a
 # push slower the more the repository held). Statements are built once (see core/repositories.py).
-_STORED_AND_COUNT = select(
+_STORED_AND_COUNT = Prepared(select(
     select(Image.id).where(Image.repository_id == bindparam("repository"), Image.digest == bindparam("digest"))
     .scalar_subquery(),
-    select(Repository.image_count).where(Repository.id == bindparam("repository")).scalar_subquery())
-_TAGGED = select(ImageTag.image_id).where(ImageTag.repository_id == bindparam("repository"),
-                                          ImageTag.tag == bindparam("tag"))
-_TAGS_OF_IMAGE = select(func.count()).select_from(ImageTag).where(ImageTag.image_id == bindparam("image"))
+    select(Repository.image_count).where(Repository.id == bindparam("repository")).scalar_subquery()))
+_TAGGED = Prepared(select(ImageTag.image_id).where(ImageTag.repository_id == bindparam("repository"),
+                                                   ImageTag.tag == bindparam("tag")))
+_TAGS_OF_IMAGE = Prepared(select(func.count()).select_from(ImageTag).where(ImageTag.image_id == bindparam("image")))
 _CHILD_SIZES = select(Image.digest, Image.size).where(
     Image.repository_id == bindparam("repository"), Image.digest.in_(bindparam("digests", expanding=True)))
 
@@ -78,8 +79,7 @@ def put_image(
     if digest is not None and digest != manifest.digest:
         raise errors.ImageDigestDoesNotMatchException(digest, manifest.digest)
 
-    stored_id, count = ctx.session.connection().execute(
-        _STORED_AND_COUNT, {"repository": repo.id, "digest": manifest.digest}).one()
+    stored_id, count = _STORED_AND_COUNT.one(ctx.session, {"repository": repo.id, "digest": manifest.digest})
     existing = lookup.by_digest(ctx, repo, manifest.digest) if stored_id is not None else None
     if existing is not None:
         restored = existing.status != "ACTIVE"
@@ -122,7 +122,7 @@ def _retag(ctx: Context, repo: Repository, image: Image, tag: str | None, idempo
 
 def _tagged(ctx: Context, repo: Repository, tag: str) -> int | None:
     """The id of the image ``tag`` is on, if any."""
-    return ctx.session.connection().execute(_TAGGED, {"repository": repo.id, "tag": tag}).scalar()
+    return _TAGGED.scalar(ctx.session, {"repository": repo.id, "tag": tag})  # type: ignore[no-any-return]
 
 
 def _point_tag(ctx: Context, repo: Repository, image: Image, tag: str, current: int | None, *,
@@ -134,7 +134,7 @@ def _point_tag(ctx: Context, repo: Repository, image: Image, tag: str, current: 
         # The previous image keeps its other tags, or stays as an untagged image.
         ctx.session.delete(lookup.tag_row(ctx, repo, tag))
         ctx.session.flush()
-    count = 0 if new_image else ctx.session.scalar(_TAGS_OF_IMAGE, {"image": image.id})
+    count = 0 if new_image else _TAGS_OF_IMAGE.scalar(ctx.session, {"image": image.id})
     if count >= MAX_TAGS_PER_IMAGE:
         raise errors.LimitExceededException(
             f"The image with digest '{image.digest}' already has the maximum of {MAX_TAGS_PER_IMAGE} tags."

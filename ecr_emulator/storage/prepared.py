@@ -1,0 +1,222 @@
+"""Statements of the hot paths, compiled once per dialect and run on the DBAPI cursor.
+
+Why: running a cached Core statement through SQLAlchemy's ``Connection.execute`` cost about
+57 us here (execution context, result object, events), against 3.4 us for the same SQL on the
+sqlite3 cursor; a PutImage runs nine statements, and SQLAlchemy's Python was half of its time.
+A ``Prepared`` statement keeps SQLAlchemy for what it is good at (building and compiling the
+SQL for each dialect, the column types' conversions) and skips the per-call machinery.
+
+What stays as SQLAlchemy does it:
+- The statement runs on the connection, and in the transaction, of the caller's session.
+- Parameters go through the column types' bind conversions (JSON, for one), results through
+  their result conversions, exactly the functions SQLAlchemy itself would call.
+- A driver error is raised as the ``sqlalchemy.exc`` exception SQLAlchemy raises for it
+  (``IntegrityError``, ``OperationalError``...), with the driver's exception as ``orig``: the
+  retry of a unit of work that met a concurrent writer (``db.is_retryable``) sees no difference.
+  A lost connection invalidates the pooled connection, as SQLAlchemy does.
+
+Not supported (refused when the statement is compiled, so misuse shows at once in any test):
+expanding ``IN`` parameters. Pending ORM changes are not flushed first (as with
+``session.connection().execute``); callers that mix ORM writes flush themselves.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import inspect
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.sql import ClauseElement
+
+M = TypeVar("M")
+Row = tuple[Any, ...]
+_Processor = Callable[[Any], Any] | None
+
+
+class _Compiled:
+    """One statement as one dialect runs it."""
+
+    def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        binds = compiled.binds
+        if any(bind.expanding for bind in binds.values()) or compiled.post_compile_params or compiled.escaped_bind_names:
+            raise TypeError("a Prepared statement cannot have expanding, post-compiled or escaped parameters")
+        self.sql = compiled.string
+        self.positional = compiled.positional
+        names = list(compiled.positiontup or []) if self.positional else list(binds)
+        defaults = {c.key: c.default for c in (*compiled.insert_prefetch, *compiled.update_prefetch)
+                    if c.default is not None}
+        # (name, where its value comes from when the caller gives none, bind conversion), in order
+        self.params: list[tuple[str, Callable[[], Any] | None, _Processor]] = [
+            (name, _fallback(binds[name], defaults.get(name)), binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in names]
+        self.dialect = dialect
+        self.types = [c.type.dialect_impl(dialect) for c in statement.exported_columns]  # a DML's RETURNING
+        self.results: list[_Processor] | None = None  # the result conversions, known at the first rows
+        self.converts = True
+
+    def bind(self, values: Mapping[str, Any]) -> Any:
+        out = []
+        for name, fallback, process in self.params:
+            if name in values:
+                value = values[name]
+            elif fallback is not None:
+                value = fallback()
+            else:
+                raise sa_exc.ArgumentError(f"no value for the statement's parameter {name!r}")
+            out.append(value if process is None or value is None else process(value))
+        return tuple(out) if self.positional else dict(zip((p[0] for p in self.params), out, strict=True))
+
+    def rows(self, cursor: Any, many: bool) -> list[Row]:
+        """The cursor's rows (all of them, or the first), through the columns' result conversions.
+        Those are chosen by the type the driver reports for each column (psycopg's numeric
+        types differ), so they are settled when the statement first returns rows."""
+        got = cursor.fetchall() if many else cursor.fetchmany(1)
+        if self.results is None:
+            codes = [d[1] for d in cursor.description or ()]
+            self.results = [t.result_processor(self.dialect, code) for t, code in zip(self.types, codes, strict=True)]
+            self.converts = any(p is not None for p in self.results)
+        if not self.converts:
+            return [tuple(row) for row in got]
+        return [tuple(v if p is None or v is None else p(v) for p, v in zip(self.results, row, strict=True))
+                for row in got]
+
+
+def _fallback(bind: Any, default: Any) -> Callable[[], Any] | None:
+    """A parameter's value when the caller gives none: the statement's own literal (LIMIT 1,
+    status = 'ACTIVE'), else the column's Python-side default (an INSERT leaving it out)."""
+    if bind.value is not None or bind.callable is not None:
+        return lambda: bind.effective_value
+    if default is None:
+        return None
+    if default.is_callable:
+        return lambda: default.arg(None)  # SQLAlchemy wraps it to take an execution context
+    if default.is_scalar:
+        return lambda: default.arg
+    return None
+
+
+class Prepared:
+    """A Core statement run on the DBAPI cursor of a session's connection (see the module text).
+
+    ``build`` is the statement, or a function of the dialect's name giving it (for statements
+    spelled differently on SQLite and PostgreSQL)."""
+
+    def __init__(self, build: ClauseElement | Callable[[str], ClauseElement]) -> None:
+        self._build = build
+        self._compiled: dict[str, _Compiled] = {}
+
+    def _for(self, dialect: Dialect) -> _Compiled:
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            statement = self._build if isinstance(self._build, ClauseElement) else self._build(dialect.name)
+            compiled = self._compiled[dialect.name] = _Compiled(statement, dialect)
+        return compiled
+
+    def all(self, session: Session, values: Mapping[str, Any] | None = None) -> list[Row]:
+        compiled, cursor = self._run(session, values or {})
+        try:
+            return compiled.rows(cursor, many=True)
+        finally:
+            cursor.close()
+
+    def first(self, session: Session, values: Mapping[str, Any] | None = None) -> Row | None:
+        compiled, cursor = self._run(session, values or {})
+        try:
+            rows = compiled.rows(cursor, many=False)
+        finally:
+            cursor.close()
+        return rows[0] if rows else None
+
+    def one(self, session: Session, values: Mapping[str, Any] | None = None) -> Row:
+        row = self.first(session, values)
+        if row is None:
+            raise sa_exc.NoResultFound("No row was found when one was required")
+        return row
+
+    def scalar(self, session: Session, values: Mapping[str, Any] | None = None) -> Any:
+        row = self.first(session, values)
+        return None if row is None else row[0]
+
+    def run(self, session: Session, values: Mapping[str, Any] | None = None) -> int:
+        """Run a statement that returns no rows; the number of rows it touched."""
+        _, cursor = self._run(session, values or {})
+        try:
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def run_many(self, session: Session, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Run a statement that returns no rows once per parameter set, in one driver call."""
+        connection = session.connection()
+        compiled = self._for(connection.dialect)
+        params = [compiled.bind(row) for row in rows]
+        if params:
+            _call(connection, compiled.sql, params, lambda cursor: cursor.executemany(compiled.sql, params)).close()
+
+    def _run(self, session: Session, values: Mapping[str, Any]) -> tuple[_Compiled, Any]:
+        connection = session.connection()
+        compiled = self._for(connection.dialect)
+        params = compiled.bind(values)
+        return compiled, _call(connection, compiled.sql, params, lambda cursor: cursor.execute(compiled.sql, params))
+
+
+def _call(connection: Any, sql: str, params: Any, execute: Callable[[Any], Any]) -> Any:
+    """A cursor of ``connection``'s DBAPI connection after ``execute(cursor)``; a driver error
+    raised as SQLAlchemy raises it."""
+    dialect = connection.dialect
+    dbapi_connection = connection.connection.dbapi_connection
+    cursor = dbapi_connection.cursor()
+    try:
+        execute(cursor)
+    except dialect.loaded_dbapi.Error as error:
+        cursor.close()
+        lost = dialect.is_disconnect(error, dbapi_connection, cursor)
+        if lost:
+            connection.invalidate(error)
+        raise sa_exc.DBAPIError.instance(sql, params, error, dialect.loaded_dbapi.Error,
+                                         connection_invalidated=lost, dialect=dialect) from error
+    return cursor
+
+
+def columns(model: type) -> list[Any]:
+    """Every column of ``model``'s table, in order: select these to load ORM objects with ``loaded``."""
+    return list(model.__table__.columns)  # type: ignore[attr-defined]
+
+
+@functools.cache
+def _attributes(model: type) -> tuple[Any, list[str]]:
+    mapper = inspect(model)
+    return mapper, [mapper.get_property_by_column(c).key for c in columns(model)]
+
+
+def loaded(session: Session, model: type[M], row: Row | None) -> M | None:
+    """The ORM object of ``model`` for a row of its ``columns`` just read, as a query would
+    return it: the session's own object when it already holds this row, else a new persistent
+    object with the row's values and no pending changes. None for no row.
+
+    A query flushes the session's pending changes before it reads; a caller reading a model's
+    rows with a Prepared statement calls ``session.flush()`` first for the same reason (it costs
+    nothing when nothing is pending)."""
+    if row is None:
+        return None
+    mapper, keys = _attributes(model)
+    values = dict(zip(keys, row, strict=True))
+    key = mapper.identity_key_from_primary_key([values[k] for k in _primary_keys(model)])
+    existing = session.identity_map.get(key)
+    if existing is not None:
+        return existing  # type: ignore[no-any-return]
+    obj = model(**values)
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj
+
+
+@functools.cache
+def _primary_keys(model: type) -> list[str]:
+    mapper = inspect(model)
+    return [mapper.get_property_by_column(c).key for c in mapper.primary_key]
