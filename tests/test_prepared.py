@@ -5,7 +5,7 @@ retry of units of work depends on them), the same ORM objects."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, literal, select, update
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoResultFound
 
 from ecr_emulator.storage.db import is_retryable
@@ -66,6 +66,17 @@ def test_writes_report_rows_and_run_many_inserts_each(services):
         assert session.scalar(select(Repository.image_count)) == 3  # the database's triggers ran
 
 
+def test_defaults_and_literals_fill_what_the_caller_leaves_out(services):
+    given = ("account_id", "region", "name", "created_at", "encryption_type")
+    bare = Prepared(insert(Repository).values({k: bindparam(k) for k in given}))  # Python-side defaults
+    with services.db.transaction(write=True) as session:
+        bare.run(session, {**{k: _REPO[k] for k in given if k in _REPO}, "name": "bare"})
+        row = Prepared(select(Repository.tag_mutability, Repository.scan_on_push, Repository.image_count,
+                              literal(None), literal("x"))
+                       .where(Repository.name == "bare")).one(session)
+        assert row == ("MUTABLE", False, 0, None, "x")
+
+
 def test_a_driver_error_is_sqlalchemys_exception_and_retryable(services):
     with services.db.transaction(write=True) as session:
         _insert(session, "app")
@@ -77,10 +88,24 @@ def test_a_driver_error_is_sqlalchemys_exception_and_retryable(services):
         assert session.scalar(select(func.count()).select_from(Repository)) == 1
 
 
-def test_expanding_parameters_are_refused_when_compiled(services):
-    many = Prepared(select(Repository.id).where(Repository.name.in_(bindparam("names", expanding=True))))
-    with services.db.transaction() as session, pytest.raises(TypeError):
-        many.all(session, {"names": ["a"]})
+def test_in_lists_get_a_parameter_per_item(services):
+    named = Prepared(select(Repository.name).where(Repository.name.in_(bindparam("names", expanding=True)),
+                                                   Repository.region == bindparam("region"))
+                     .order_by(Repository.name))
+    with services.db.transaction(write=True) as session:
+        for name in ("a", "b", "c"):
+            _insert(session, name)
+        region = _REPO["region"]
+        assert named.all(session, {"names": ["b"], "region": region}) == [("b",)]
+        assert named.all(session, {"names": ["c", "a", "x"], "region": region}) == [("a",), ("c",)]
+        assert named.all(session, {"names": ("b", "c"), "region": "eu-west-1"}) == []
+        assert named.all(session, {"names": ["b"], "region": region}) == [("b",)]  # the one-item SQL again
+        with pytest.raises(ValueError):
+            named.all(session, {"names": [], "region": region})
+    with services.db.transaction() as session:
+        literal = Prepared(select(Repository.id).where(Repository.name == "b").limit(bindparam("n", literal_execute=True)))
+        with pytest.raises(TypeError):
+            literal.all(session, {"n": 1})
 
 
 def test_loaded_objects_are_the_sessions(services):

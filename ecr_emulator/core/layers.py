@@ -13,6 +13,7 @@ from ecr_emulator.core.context import Context
 from ecr_emulator.core.naming import DIGEST
 from ecr_emulator.core.readthrough import Miss
 from ecr_emulator.storage.models import Blob, Image, ImageBlob, Repository, RepositoryBlob
+from ecr_emulator.storage.prepared import Prepared
 
 DOWNLOAD_URL_TTL = 3600  # ECR's pre-signed S3 URLs live about an hour
 
@@ -20,18 +21,18 @@ DOWNLOAD_URL_TTL = 3600  # ECR's pre-signed S3 URLs live about an hour
 # The digests are matched on repository_blobs, whose key is (repository, digest): PostgreSQL then
 # looks each one up by key whatever its statistics say. Matched on blobs alone, a planner that has
 # not analysed the tables yet walked every blob of the repository (5 ms a PutImage at 900 blobs).
-_LINKED = (select(Blob.digest, Blob.size)
-           .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
-           .where(RepositoryBlob.repository_id == bindparam("repository"),
-                  RepositoryBlob.digest.in_(bindparam("digests", expanding=True))))
+_LINKED = Prepared(select(Blob.digest, Blob.size)
+                   .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
+                   .where(RepositoryBlob.repository_id == bindparam("repository"),
+                          RepositoryBlob.digest.in_(bindparam("digests", expanding=True))))
 # One row per (digest, status), not per referencing image: a base layer that every build of an
 # image shares was a row per build, so every blob HEAD and availability check of a push grew with
 # the repository's history (3 ms a BatchCheckLayerAvailability at 750 images).
-_REFERENCES = (select(ImageBlob.digest, func.max(ImageBlob.media_type), Image.status)
-               .join(Image, Image.id == ImageBlob.image_id)
-               .where(Image.repository_id == bindparam("repository"),
-                      ImageBlob.digest.in_(bindparam("digests", expanding=True)))
-               .group_by(ImageBlob.digest, Image.status))
+_REFERENCES = Prepared(select(ImageBlob.digest, func.max(ImageBlob.media_type), Image.status)
+                       .join(Image, Image.id == ImageBlob.image_id)
+                       .where(Image.repository_id == bindparam("repository"),
+                              ImageBlob.digest.in_(bindparam("digests", expanding=True)))
+                       .group_by(ImageBlob.digest, Image.status))
 
 
 def linked_sizes(ctx: Context, repo: Repository, digests: list[str] | set[str]) -> dict[str, int]:
@@ -43,7 +44,7 @@ def linked_sizes(ctx: Context, repo: Repository, digests: list[str] | set[str]) 
     then uploads it again, which puts the bytes back."""
     if not digests:
         return {}
-    rows = ctx.session.connection().execute(_LINKED, {"repository": repo.id, "digests": list(digests)}).all()
+    rows = _LINKED.all(ctx.session, {"repository": repo.id, "digests": list(digests)})
     return {digest: size for digest, size in rows if ctx.blobs.stat(digest) == size}
 
 
@@ -51,7 +52,7 @@ def _references(ctx: Context, repo: Repository, digests: list[str]) -> dict[str,
     """digest -> (declared media type, statuses of the images referencing it) in ``repo``."""
     if not digests:
         return {}
-    rows = ctx.session.connection().execute(_REFERENCES, {"repository": repo.id, "digests": digests}).all()
+    rows = _REFERENCES.all(ctx.session, {"repository": repo.id, "digests": digests})
     out: dict[str, tuple[str | None, set[str]]] = {}
     for digest, media_type, status in rows:
         mt, statuses = out.get(digest, (None, set()))

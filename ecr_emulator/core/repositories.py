@@ -23,7 +23,7 @@ MAX_RESOURCE_TAGS = 50
 _IN_SCOPE = (Repository.account_id == bindparam("account")) & (Repository.region == bindparam("region"))
 _BY_NAME_SQL = select(*columns(Repository)).where(_IN_SCOPE, Repository.name == bindparam("name"))
 _BY_NAME, _BY_NAME_LOCKED = Prepared(_BY_NAME_SQL), Prepared(_BY_NAME_SQL.with_for_update())
-_BY_NAMES = select(Repository).where(_IN_SCOPE, Repository.name.in_(bindparam("names", expanding=True)))
+_BY_NAMES = Prepared(select(*columns(Repository)).where(_IN_SCOPE, Repository.name.in_(bindparam("names", expanding=True))))
 # Whether the name is taken, and how many repositories the registry holds, in one pass over the
 # (account, region, name) index.
 _TAKEN_AND_COUNT = Prepared(select(func.max(case((Repository.name == bindparam("name"), Repository.id))),
@@ -219,7 +219,10 @@ def describe(
             raise errors.InvalidParameterException(
                 "Invalid parameter: maxResults and nextToken cannot be specified with repositoryNames"
             )
-        found = {r.name: r for r in ctx.session.scalars(_BY_NAMES, in_scope(ctx, names=names))}
+        session = ctx.session
+        session.flush()
+        rows = _BY_NAMES.all(session, in_scope(ctx, names=names))
+        found = {r.name: r for r in (loaded(session, Repository, row) for row in rows) if r is not None}
         for n in names:
             if n not in found:
                 raise errors.RepositoryNotFoundException(n, ctx.registry_id)

@@ -10,15 +10,17 @@ A repository created by CreateRepository never uses a template.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ecr_emulator.core import access, errors, pagination, policies, repositories
 from ecr_emulator.core.context import Context
 from ecr_emulator.core.lifecycle.policy import parse as parse_lifecycle
 from ecr_emulator.storage.models import CreationTemplate, Repository
+from ecr_emulator.storage.prepared import Prepared, columns, loaded
 
 ROOT = "ROOT"
 APPLIED_FOR = ("REPLICATION", "PULL_THROUGH_CACHE", "CREATE_ON_PUSH")
@@ -167,10 +169,21 @@ def covering(ctx: Context, model: Any, name: str) -> list[Any]:
     trailing ``/``: ``a/b`` covers ``a/b/c``, not ``a/bc`` nor ``a/b`` itself."""
     parts = name.split("/")
     candidates = ["/".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)] + [ROOT]
-    rows = {row.key: row for row in ctx.session.scalars(
-        select(model).where(model.account_id == ctx.scope.account_id, model.region == ctx.scope.region,
-                            model.key.in_(candidates)))}
+    session = ctx.session
+    session.flush()
+    found = _covering(model).all(session, {"account": ctx.scope.account_id, "region": ctx.scope.region,
+                                           "keys": candidates})
+    rows = {row.key: row for row in (loaded(session, model, r) for r in found)}
     return [rows[key] for key in candidates if key in rows]
+
+
+@functools.cache
+def _covering(model: Any) -> Prepared:
+    """Built once per table: every pull from a repository that misses (and so every push's first
+    look at its tag) asks whether a pull through cache rule covers the name."""
+    return Prepared(select(*columns(model)).where(
+        model.account_id == bindparam("account"), model.region == bindparam("region"),
+        model.key.in_(bindparam("keys", expanding=True))))
 
 
 def create_repository(ctx: Context, name: str, scenario: str) -> Repository:

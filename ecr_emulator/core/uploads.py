@@ -14,6 +14,7 @@ recorded state and places the bytes at their content address under the blob's lo
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
@@ -47,7 +48,6 @@ MAX_PARTS = 4200
 _UPLOAD = select(Upload).where(Upload.id == bindparam("upload"))
 _ROW = select(*columns(Upload)).where(Upload.id == bindparam("upload"))
 _ROW_READ, _ROW_LOCKED = Prepared(_ROW), Prepared(_ROW.with_for_update())
-_RECORD_PART = update(Upload).where(Upload.id == bindparam("upload"))
 _FORGET = Prepared(delete(Upload).where(Upload.id == bindparam("upload")))
 _LINKED = Prepared(select(RepositoryBlob.digest).where(RepositoryBlob.repository_id == bindparam("repository"),
                                                        RepositoryBlob.digest == bindparam("digest")))
@@ -180,11 +180,16 @@ def _append_locked(ctx: Context, upload: Upload, data: bytes, **values: Any) -> 
     hasher.update(data)
     segments = ctx.blobs.staging.append(upload.id, recorded, [data])
     size = upload.size + len(data)
-    ctx.session.connection().execute(_RECORD_PART, {
-        "upload": upload.id, "segments": segments, "size": size, "hash_state": hasher.serialize(),
-        "updated_at": ctx.now, **values})
+    values = {"segments": segments, "size": size, "hash_state": hasher.serialize(), "updated_at": ctx.now, **values}
+    _record_part(tuple(values)).run(ctx.session, {"upload": upload.id, **values})
     ctx.session.expire(upload)
     return size
+
+
+@functools.cache
+def _record_part(columns: tuple[str, ...]) -> Prepared:
+    return Prepared(update(Upload).where(Upload.id == bindparam("upload"))
+                    .values({column: bindparam(column) for column in columns}))
 
 
 def link_blob(ctx: Context, repo: Repository, digest: str, size: int) -> None:

@@ -15,8 +15,11 @@ What stays as SQLAlchemy does it:
   retry of a unit of work that met a concurrent writer (``db.is_retryable``) sees no difference.
   A lost connection invalidates the pooled connection, as SQLAlchemy does.
 
-Not supported (refused when the statement is compiled, so misuse shows at once in any test):
-expanding ``IN`` parameters. Pending ORM changes are not flushed first (as with
+Expanding ``IN`` parameters get one placeholder per item (the SQL kept per list length); an
+empty list is refused, as the caller knows the answer without asking. Not supported (refused
+when the statement is compiled, so misuse shows at once in any test): literal-execute
+parameters, bind names that need escaping, driver parameter styles other than ``?``,
+``%(name)s`` and ``:name``. Pending ORM changes are not flushed first (as with
 ``session.connection().execute``); callers that mix ORM writes flush themselves.
 """
 
@@ -43,10 +46,14 @@ class _Compiled:
     def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
         binds = compiled.binds
-        if any(bind.expanding for bind in binds.values()) or compiled.post_compile_params or compiled.escaped_bind_names:
-            raise TypeError("a Prepared statement cannot have expanding, post-compiled or escaped parameters")
+        self.expanding = {name for name, bind in binds.items() if bind.expanding}
+        if compiled.literal_execute_params or compiled.escaped_bind_names \
+                or dialect.paramstyle not in ("qmark", "pyformat", "named"):
+            raise TypeError("a Prepared statement cannot have literal-execute or escaped parameters, "
+                            f"nor run with the {dialect.paramstyle} parameter style")
         self.sql = compiled.string
         self.positional = compiled.positional
+        self.template = "?" if dialect.paramstyle == "qmark" else "%({})s" if dialect.paramstyle == "pyformat" else ":{}"
         names = list(compiled.positiontup or []) if self.positional else list(binds)
         defaults = {c.key: c.default for c in (*compiled.insert_prefetch, *compiled.update_prefetch)
                     if c.default is not None}
@@ -54,13 +61,17 @@ class _Compiled:
         self.params: list[tuple[str, Callable[[], Any] | None, _Processor]] = [
             (name, _fallback(binds[name], defaults.get(name)), binds[name].type.dialect_impl(dialect).bind_processor(dialect))
             for name in names]
+        self.expanded: dict[tuple[int, ...], str] = {}  # the SQL for each length of the expanding lists
         self.dialect = dialect
         self.types = [c.type.dialect_impl(dialect) for c in statement.exported_columns]  # a DML's RETURNING
         self.results: list[_Processor] | None = None  # the result conversions, known at the first rows
         self.converts = True
 
-    def bind(self, values: Mapping[str, Any]) -> Any:
-        out = []
+    def bind(self, values: Mapping[str, Any]) -> tuple[str, Any]:
+        """The SQL to run and its parameters, in the driver's form."""
+        out: list[Any] = []
+        names: list[str] = []
+        lengths: list[int] = []
         for name, fallback, process in self.params:
             if name in values:
                 value = values[name]
@@ -68,8 +79,30 @@ class _Compiled:
                 value = fallback()
             else:
                 raise sa_exc.ArgumentError(f"no value for the statement's parameter {name!r}")
-            out.append(value if process is None or value is None else process(value))
-        return tuple(out) if self.positional else dict(zip((p[0] for p in self.params), out, strict=True))
+            if name in self.expanding:  # IN (...): one parameter per item
+                items = list(value)
+                if not items:
+                    raise ValueError(f"the list for {name!r} is empty: answer without running the statement")
+                lengths.append(len(items))
+                names.extend(f"{name}_{i}" for i in range(1, len(items) + 1))
+                out.extend(v if process is None or v is None else process(v) for v in items)
+            else:
+                names.append(name)
+                out.append(value if process is None or value is None else process(value))
+        sql = self._sql(tuple(lengths)) if lengths else self.sql
+        return sql, tuple(out) if self.positional else dict(zip(names, out, strict=True))
+
+    def _sql(self, lengths: tuple[int, ...]) -> str:
+        sql = self.expanded.get(lengths)
+        if sql is None:
+            sql = self.sql
+            expanding = [name for name, _, _ in self.params if name in self.expanding]
+            for name, n in zip(expanding, lengths, strict=True):
+                marks = ", ".join(self.template.format(f"{name}_{i}") for i in range(1, n + 1))
+                sql = sql.replace(f"__[POSTCOMPILE_{name}]", marks, 1)
+            if len(self.expanded) < 64:
+                self.expanded[lengths] = sql
+        return sql
 
     def rows(self, cursor: Any, many: bool) -> list[Row]:
         """The cursor's rows (all of them, or the first), through the columns' result conversions.
@@ -87,16 +120,16 @@ class _Compiled:
 
 
 def _fallback(bind: Any, default: Any) -> Callable[[], Any] | None:
-    """A parameter's value when the caller gives none: the statement's own literal (LIMIT 1,
-    status = 'ACTIVE'), else the column's Python-side default (an INSERT leaving it out)."""
-    if bind.value is not None or bind.callable is not None:
+    """A parameter's value when the caller gives none: the column's Python-side default (an
+    INSERT leaving the column out), else the statement's own literal (LIMIT 1, status =
+    'ACTIVE', a NULL); None for a parameter the caller must give."""
+    if default is not None:
+        if default.is_callable:
+            return lambda: default.arg(None)  # SQLAlchemy wraps it to take an execution context
+        if default.is_scalar:
+            return lambda: default.arg
+    if bind.callable is not None or not bind.required:
         return lambda: bind.effective_value
-    if default is None:
-        return None
-    if default.is_callable:
-        return lambda: default.arg(None)  # SQLAlchemy wraps it to take an execution context
-    if default.is_scalar:
-        return lambda: default.arg
     return None
 
 
@@ -154,15 +187,18 @@ class Prepared:
         """Run a statement that returns no rows once per parameter set, in one driver call."""
         connection = session.connection()
         compiled = self._for(connection.dialect)
-        params = [compiled.bind(row) for row in rows]
-        if params:
-            _call(connection, compiled.sql, params, lambda cursor: cursor.executemany(compiled.sql, params)).close()
+        bound = [compiled.bind(row) for row in rows]
+        if bound:
+            sql, params = bound[0][0], [p for _, p in bound]
+            if any(other != sql for other, _ in bound):
+                raise TypeError("run_many needs one statement: lists of different lengths were given")
+            _call(connection, sql, params, lambda cursor: cursor.executemany(sql, params)).close()
 
     def _run(self, session: Session, values: Mapping[str, Any]) -> tuple[_Compiled, Any]:
         connection = session.connection()
         compiled = self._for(connection.dialect)
-        params = compiled.bind(values)
-        return compiled, _call(connection, compiled.sql, params, lambda cursor: cursor.execute(compiled.sql, params))
+        sql, params = compiled.bind(values)
+        return compiled, _call(connection, sql, params, lambda cursor: cursor.execute(sql, params))
 
 
 def _call(connection: Any, sql: str, params: Any, execute: Callable[[Any], Any]) -> Any:

@@ -40,8 +40,8 @@ _STORED_AND_COUNT = Prepared(select(
 _TAGGED = Prepared(select(ImageTag.image_id).where(ImageTag.repository_id == bindparam("repository"),
                                                    ImageTag.tag == bindparam("tag")))
 _TAGS_OF_IMAGE = Prepared(select(func.count()).select_from(ImageTag).where(ImageTag.image_id == bindparam("image")))
-_CHILD_SIZES = select(Image.digest, Image.size).where(
-    Image.repository_id == bindparam("repository"), Image.digest.in_(bindparam("digests", expanding=True)))
+_CHILD_SIZES = Prepared(select(Image.digest, Image.size).where(
+    Image.repository_id == bindparam("repository"), Image.digest.in_(bindparam("digests", expanding=True))))
 
 
 @dataclass
@@ -205,7 +205,7 @@ def _check_children(ctx: Context, repo: Repository, manifest: manifests.Manifest
     wanted = {c.digest for c in manifest.children}
     if not wanted:
         return 0
-    rows = ctx.session.connection().execute(_CHILD_SIZES, {"repository": repo.id, "digests": list(wanted)}).all()
+    rows = _CHILD_SIZES.all(ctx.session, {"repository": repo.id, "digests": list(wanted)})
     sizes = {d: s for d, s in rows}
     missing = [c.digest for c in manifest.children if c.digest not in sizes]
     if missing:

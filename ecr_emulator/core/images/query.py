@@ -13,6 +13,7 @@ from ecr_emulator.core.context import Context, OutsideWork
 from ecr_emulator.core.images import conversion, lookup, pulls
 from ecr_emulator.core.readthrough import Miss
 from ecr_emulator.storage.models import Image, ImageTag, PullThroughTag, Repository
+from ecr_emulator.storage.prepared import Prepared
 
 
 def image_detail(ctx: Context, repo: Repository, image: Image) -> dict[str, Any]:
@@ -154,7 +155,7 @@ _PULL_COLUMNS = (Repository.id, Image.id, Image.digest, Image.media_type, Image.
                  Image.last_pulled_at)
 _SCOPE = (Repository.account_id == bindparam("account"), Repository.region == bindparam("region"),
           Repository.name == bindparam("name"))
-_PULL_BY_TAG = (
+_PULL_BY_TAG = Prepared(
     select(*_PULL_COLUMNS, PullThroughTag.next_check_at)
     .select_from(Repository)
     .outerjoin(ImageTag, (ImageTag.repository_id == Repository.id) & (ImageTag.tag == bindparam("ref")))
@@ -162,7 +163,7 @@ _PULL_BY_TAG = (
     .outerjoin(PullThroughTag, (PullThroughTag.repository_id == Repository.id) & (PullThroughTag.tag == ImageTag.tag))
     .where(*_SCOPE)
 )
-_PULL_BY_DIGEST = (
+_PULL_BY_DIGEST = Prepared(
     select(*_PULL_COLUMNS, literal(None))
     .select_from(Repository)
     .outerjoin(Image, (Image.repository_id == Repository.id) & (Image.digest == bindparam("ref")))
@@ -176,9 +177,9 @@ def for_pull(ctx: Context, repository_name: str, reference: str, by_digest: bool
     The one manifest read of both planes (registry GET/HEAD, BatchGetImage): a miss, or a cached
     tag due a check upstream, is offered to the read-through handlers first (``core/readthrough.py``)."""
     stmt = _PULL_BY_DIGEST if by_digest else _PULL_BY_TAG
-    row = ctx.session.connection().execute(stmt, {
+    row = stmt.first(ctx.session, {
         "account": ctx.scope.account_id, "region": ctx.scope.region, "name": repository_name, "ref": reference,
-    }).first()
+    })
     if row is None:
         readthrough.offer(ctx, Miss("manifest", repository_name, reference, repository_exists=False))
         raise errors.RepositoryNotFoundException(repository_name, ctx.registry_id)
