@@ -67,16 +67,18 @@ class KeepAliveThreadWorker(ThreadWorker):
     response, and the main thread hands it to the pool again when the next request arrives.
     Those two thread switches (and GIL hand-offs) cost 10-20% of a small registry request, and
     registry clients send requests back to back on one connection (a pull is a manifest GET
-    followed at once by the config and layer GETs). So after a response the thread waits up to
-    ``NEXT_REQUEST_WAIT_MS`` for the next request; if none comes, the connection goes back to
-    the poller exactly as before. At most ``MAX_INLINE`` requests in a row are served this way,
-    so one busy connection cannot hold a thread while others queue for the pool.
+    followed at once by the config and layer GETs; an SDK client sends its next call a
+    millisecond or so after the last answer). So after a response the thread waits up to
+    ``NEXT_REQUEST_WAIT_MS`` for the next request, a millisecond at a time, and stops waiting as
+    soon as another connection is queued for a thread; if none comes, the connection goes back
+    to the poller exactly as before. At most ``MAX_INLINE`` requests in a row are served this
+    way, so one busy connection cannot hold a thread while others queue for the pool.
 
     Only a keep-alive result of exactly ``True`` (gunicorn >= 24) is acted upon; gunicorn 23
     returns a tuple and so keeps its stock behaviour.
     """
 
-    NEXT_REQUEST_WAIT_MS = 1
+    NEXT_REQUEST_WAIT_MS = 4
     MAX_INLINE = 10
 
     def handle_request(self, req, conn):  # type: ignore[no-untyped-def]
@@ -112,7 +114,17 @@ class KeepAliveThreadWorker(ThreadWorker):
             return True
         poller = select.poll()
         poller.register(conn.sock, select.POLLIN)
-        return bool(poller.poll(self.NEXT_REQUEST_WAIT_MS))
+        for _ in range(self.NEXT_REQUEST_WAIT_MS):
+            if self._others_waiting():
+                return bool(poller.poll(0))
+            if poller.poll(1):
+                return True
+        return False
+
+    def _others_waiting(self) -> bool:
+        """Whether a connection waits for a free request thread (in gunicorn's pool queue)."""
+        queue = getattr(self.tpool, "_work_queue", None)
+        return queue is not None and not queue.empty()
 
 
 class EmulatorServer(BaseApplication):

@@ -82,3 +82,45 @@ def test_port_zero_prints_the_ports(tmp_path):
         assert repo["repositoryUri"] == f"localhost:{live.registry_port}/p0"
     finally:
         live.stop()
+
+
+# ---- the request thread that waits for a kept-alive connection's next request
+
+
+def _lingering(wait_ms: int):  # type: ignore[no-untyped-def]
+    """A request thread's view of one idle kept-alive connection and of gunicorn's queue of
+    connections waiting for a thread."""
+    import queue
+    import socket
+    from types import SimpleNamespace
+
+    from ecr_emulator.server import KeepAliveThreadWorker
+
+    ours, client = socket.socketpair()
+    waiting: queue.SimpleQueue = queue.SimpleQueue()
+    worker = SimpleNamespace(NEXT_REQUEST_WAIT_MS=wait_ms, tpool=SimpleNamespace(_work_queue=waiting))
+    worker._others_waiting = lambda: KeepAliveThreadWorker._others_waiting(worker)  # type: ignore[attr-defined]
+    conn = SimpleNamespace(parser=None, sock=ours)
+
+    def ready() -> tuple[bool, float]:
+        started = time.monotonic()
+        found = KeepAliveThreadWorker._next_request_ready(worker, conn)  # type: ignore[arg-type]
+        return found, time.monotonic() - started
+
+    return ready, client, waiting
+
+
+def test_a_lingering_thread_takes_the_next_request_and_gives_way_to_a_waiting_connection():
+    ready, client, waiting = _lingering(5000)
+    threading.Timer(0.1, client.send, [b"GET / HTTP/1.1\r\n"]).start()
+    found, took = ready()
+    assert found and took < 2  # the next request came while the thread waited: served inline
+
+    ready, client, waiting = _lingering(5000)
+    threading.Timer(0.1, waiting.put, ["another connection"]).start()
+    found, took = ready()
+    assert not found and took < 2  # another connection needs the thread: it stops waiting at once
+
+    ready, client, waiting = _lingering(30)
+    found, took = ready()
+    assert not found and took >= 0.025  # nobody else waits and no request comes: back to the poller after the wait
