@@ -33,6 +33,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import instance_dict
+from sqlalchemy.orm.instrumentation import manager_of_class as model_manager
 from sqlalchemy.sql import ClauseElement
 
 M = TypeVar("M")
@@ -246,10 +248,22 @@ def loaded(session: Session, model: type[M], row: Row | None) -> M | None:
     existing = session.identity_map.get(key)
     if existing is not None:
         return existing  # type: ignore[no-any-return]
-    obj = model(**values)
-    make_transient_to_detached(obj)
+    return persistent(session, model, values)
+
+
+def persistent(session: Session, model: type[M], values: dict[str, Any]) -> M:
+    """A new ORM object of ``model`` holding ``values`` (attribute -> value, the primary key
+    included) as if just loaded from its row, added to ``session``: no pending changes, and
+    attributes not given (relationships) load when first read.
+
+    The values are put into the object's state directly, as SQLAlchemy's own loading does,
+    rather than through the mapped class's constructor: its instrumented attribute events cost
+    half of an object's 66 us here."""
+    obj = model_manager(model).new_instance()
+    instance_dict(obj).update(values)
+    make_transient_to_detached(obj)  # the identity key from the values; all of them committed
     session.add(obj)
-    return obj
+    return obj  # type: ignore[no-any-return]
 
 
 @functools.cache

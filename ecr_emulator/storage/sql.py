@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, insert, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 
-from ecr_emulator.storage.prepared import Prepared
+from ecr_emulator.storage.prepared import Prepared, persistent
 
 M = TypeVar("M")
 
@@ -68,12 +68,8 @@ def insert_loaded(session: Session, model: type[M], values: dict[str, Any]) -> M
     changes are flushed first, so that statements run in the order the caller made them."""
     session.flush()
     key = _insert(model, tuple(values), returning=True).one(session, values)
-    row = model(**values)
-    for column, value in zip(model.__table__.primary_key.columns, key, strict=True):  # type: ignore[attr-defined]
-        setattr(row, column.key, value)
-    make_transient_to_detached(row)
-    session.add(row)
-    return row
+    columns = model.__table__.primary_key.columns  # type: ignore[attr-defined]
+    return persistent(session, model, {**values, **{c.key: v for c, v in zip(columns, key, strict=True)}})
 
 
 def lock_blob(session: Session, digest: str) -> None:
