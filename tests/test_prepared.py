@@ -83,7 +83,7 @@ def test_a_driver_error_is_sqlalchemys_exception_and_retryable(services):
     with pytest.raises(IntegrityError) as raised, services.db.transaction(write=True) as session:
         _insert(session, "app")  # the scope's unique name
     assert is_retryable(raised.value)  # the unit of work that raced for the name runs again
-    assert raised.value.orig is not None and raised.value.statement == _INSERT._for(session.get_bind().dialect).sql
+    assert raised.value.orig is not None and raised.value.statement == _INSERT._for(services.db.engine.dialect).sql
     with services.db.transaction() as session:  # the failed transaction left nothing
         assert session.scalar(select(func.count()).select_from(Repository)) == 1
 

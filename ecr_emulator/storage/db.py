@@ -61,6 +61,7 @@ class Database:
             self._writers = None
             self.engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self._sessions = sessionmaker(expire_on_commit=False, autoflush=True)
+        self._idle = threading.local()  # closed sessions, per thread (_session)
 
     @contextmanager
     def transaction(self, write: bool = False) -> Iterator[Session]:
@@ -77,13 +78,33 @@ class Database:
         with self.engine.connect() as conn:
             info = conn.connection.info  # read by BEGIN on SQLite (_configure_sqlite)
             info[_WRITE] = write
-            session = self._sessions(bind=conn)
+            session = self._session(conn)
             try:
                 with session.begin():
                     yield session
             finally:
                 session.close()
                 info[_WRITE] = False
+                self._give_back(session)
+
+    def _session(self, conn: Any) -> Session:
+        """A closed session of this thread's (closed: holding no objects, connection nor
+        transaction), bound to ``conn``, else a new one. Building a Session was a fifth of an
+        empty transaction's 130 us; a closed one is meant to be used again."""
+        idle = getattr(self._idle, "sessions", None)
+        if idle:
+            session = idle.pop()
+            session.bind = conn
+            return session
+        return self._sessions(bind=conn)
+
+    def _give_back(self, session: Session) -> None:
+        session.bind = None
+        idle = getattr(self._idle, "sessions", None)
+        if idle is None:
+            idle = self._idle.sessions = []
+        if len(idle) < 2:  # a unit opened inside another one uses a second session
+            idle.append(session)
 
     def run(self, fn, write: bool = False):  # type: ignore[no-untyped-def]
         """Run ``fn(session)`` in a transaction, again when a concurrent writer got in the way
