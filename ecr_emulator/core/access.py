@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, literal, select
 
-from ecr_emulator.core import errors
+from ecr_emulator.core import errors, repositories
 from ecr_emulator.core.context import Context
 from ecr_emulator.core.iam import evaluate
 from ecr_emulator.core.iam.conditions import PolicyError
@@ -73,16 +73,17 @@ def _setting(name: str) -> Any:
             .scalar_subquery())
 
 
-def _repository(column: Any) -> Any:
-    return (select(column)
-            .where(Repository.account_id == bindparam("account"), Repository.region == bindparam("region"),
-                   Repository.name == bindparam("name"))
-            .scalar_subquery())
-
-
-# Everything a decision reads from the database, in one statement.
-_POLICIES = Prepared(select(_repository(Repository.policy_text), _repository(Repository.id),
-                            _setting(REGISTRY_POLICY), _setting(SCOPE_SETTING)))
+# Everything a decision reads from the database, in one statement: the repository's row (all of
+# it: the request's first look at the repository then needs no statement of its own, see
+# repositories.get), the registry policy and REGISTRY_POLICY_SCOPE. The repository is outer-joined
+# to a single row, so a name that no repository has still brings the registry's settings.
+_ONE_ROW = select(literal(1).label("one")).subquery()
+_POLICIES = Prepared(
+    select(*repositories.ROW, _setting(REGISTRY_POLICY), _setting(SCOPE_SETTING))
+    .select_from(_ONE_ROW)
+    .outerjoin(Repository, (Repository.account_id == bindparam("account"))
+               & (Repository.region == bindparam("region")) & (Repository.name == bindparam("name"))))
+_POLICY_TEXT = [c.key for c in repositories.ROW].index("policy_text")
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,11 @@ def _stored(ctx: Context, repository: str | None) -> _Stored:
     found = ctx.memo.get(memo_key)
     if found is None:
         row = _POLICIES.one(ctx.session, {"account": ctx.scope.account_id, "region": ctx.scope.region, "name": name})
-        found = _Stored(_parsed(row[0], "repository"), row[1], _parsed(row[2], "registry"), row[3] or "V2")
+        repository_row, registry_policy, scope = row[:-2], row[-2], row[-1]
+        if repository_row[0] is not None:
+            repositories.read_ahead(ctx, name, repository_row)
+        found = _Stored(_parsed(repository_row[_POLICY_TEXT], "repository"), repository_row[0],
+                        _parsed(registry_policy, "registry"), scope or "V2")
         ctx.memo[memo_key] = found
     return found
 

@@ -21,7 +21,8 @@ MAX_RESOURCE_TAGS = 50
 # Statements of the hot paths are built once, with bound parameters: building a SELECT with
 # SQLAlchemy's expression language cost about 0.3 ms per statement here, more than running it.
 _IN_SCOPE = (Repository.account_id == bindparam("account")) & (Repository.region == bindparam("region"))
-_BY_NAME_SQL = select(*columns(Repository)).where(_IN_SCOPE, Repository.name == bindparam("name"))
+ROW = columns(Repository)  # a repository's row, as get reads it
+_BY_NAME_SQL = select(*ROW).where(_IN_SCOPE, Repository.name == bindparam("name"))
 _BY_NAME, _BY_NAME_LOCKED = Prepared(_BY_NAME_SQL), Prepared(_BY_NAME_SQL.with_for_update())
 _BY_NAMES = Prepared(select(*columns(Repository)).where(_IN_SCOPE, Repository.name.in_(bindparam("names", expanding=True))))
 # Whether the name is taken, and how many repositories the registry holds, in one pass over the
@@ -46,11 +47,25 @@ def get(ctx: Context, name: str, *, for_update: bool = False) -> Repository:
     """
     session = ctx.session
     session.flush()
-    repo = loaded(session, Repository, (_BY_NAME_LOCKED if for_update else _BY_NAME).first(
-        session, in_scope(ctx, name=name)))
+    row = ctx.memo.pop((_READ_AHEAD, ctx.scope, name), None)
+    if row is None or (for_update and not ctx.services.db.is_sqlite):
+        row = (_BY_NAME_LOCKED if for_update else _BY_NAME).first(session, in_scope(ctx, name=name))
+    repo = loaded(session, Repository, row)
     if repo is None:
         raise errors.RepositoryNotFoundException(name, ctx.registry_id)
     return repo
+
+
+_READ_AHEAD = "repositories:read-ahead"
+
+
+def read_ahead(ctx: Context, name: str, row: tuple[Any, ...]) -> None:
+    """Keep the row of repository ``name`` (its ``ROW`` columns), just read in this unit by
+    another statement (authorization reads it with the policies), for this unit's next ``get``
+    of the name, which then runs no statement of its own. Used once: a later ``get`` reads the
+    row again. A lock (``for_update``) is still taken by a statement where the database has row
+    locks; SQLite's writer already holds the whole database."""
+    ctx.memo[(_READ_AHEAD, ctx.scope, name)] = row
 
 
 def find(ctx: Context, name: str, *, for_update: bool = False) -> Repository | None:
