@@ -25,14 +25,22 @@ _LINKED = Prepared(select(Blob.digest, Blob.size)
                    .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
                    .where(RepositoryBlob.repository_id == bindparam("repository"),
                           RepositoryBlob.digest.in_(bindparam("digests", expanding=True))))
-# One row per (digest, status), not per referencing image: a base layer that every build of an
-# image shares was a row per build, so every blob HEAD and availability check of a push grew with
-# the repository's history (3 ms a BatchCheckLayerAvailability at 750 images).
-_REFERENCES = Prepared(select(ImageBlob.digest, func.max(ImageBlob.media_type), Image.status)
-                       .join(Image, Image.id == ImageBlob.image_id)
-                       .where(Image.repository_id == bindparam("repository"),
-                              ImageBlob.digest.in_(bindparam("digests", expanding=True)))
-                       .group_by(ImageBlob.digest, Image.status))
+
+
+def _first_reference(active: bool) -> Any:
+    """The declared media type ('' for none) of the first image of the repository found naming
+    the blob (an active one if ``active``), NULL if there is none."""
+    found = (select(func.coalesce(ImageBlob.media_type, ""))
+             .join(Image, Image.id == ImageBlob.image_id)
+             .where(ImageBlob.digest == bindparam("digest"), Image.repository_id == bindparam("repository")))
+    return (found.where(Image.status == "ACTIVE") if active else found).limit(1).scalar_subquery()
+
+
+# Whether images of the repository name a blob, and whether an active one does: each stops at the
+# first image found. Reading every referencing image (even grouped by status) made each blob HEAD,
+# blob GET and availability check grow with the repository's history, since every build of an
+# image names the same base layers: a BatchCheckLayerAvailability read 750 rows at 750 images.
+_REFERENCES = Prepared(select(_first_reference(active=True), _first_reference(active=False)))
 
 
 def linked_sizes(ctx: Context, repo: Repository, digests: list[str] | set[str]) -> dict[str, int]:
@@ -48,16 +56,20 @@ def linked_sizes(ctx: Context, repo: Repository, digests: list[str] | set[str]) 
     return {digest: size for digest, size in rows if ctx.blobs.stat(digest) == size}
 
 
-def _references(ctx: Context, repo: Repository, digests: list[str]) -> dict[str, tuple[str | None, set[str]]]:
-    """digest -> (declared media type, statuses of the images referencing it) in ``repo``."""
-    if not digests:
-        return {}
-    rows = _REFERENCES.all(ctx.session, {"repository": repo.id, "digests": digests})
-    out: dict[str, tuple[str | None, set[str]]] = {}
-    for digest, media_type, status in rows:
-        mt, statuses = out.get(digest, (None, set()))
-        out[digest] = (mt or media_type, statuses | {status})
-    return out
+@dataclass(frozen=True)
+class References:
+    """How the images of a repository name one blob."""
+
+    referenced: bool = False  # some image names it
+    active: bool = False  # an active (not archived) image names it
+    media_type: str | None = None  # as an image declared it (an active one's, if any)
+
+
+def _references(ctx: Context, repo: Repository, digest: str) -> References:
+    active, any_image = _REFERENCES.one(ctx.session, {"repository": repo.id, "digest": digest})
+    if any_image is None:
+        return References()
+    return References(True, active is not None, (active if active is not None else any_image) or None)
 
 
 def check_availability(
@@ -65,7 +77,6 @@ def check_availability(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     repo = repositories.get(ctx, repository_name)
     sizes = linked_sizes(ctx, repo, [d for d in digests if d and DIGEST.fullmatch(d)])
-    refs = _references(ctx, repo, list(sizes))
     layers, failures = [], []
     for d in digests:
         if not d:
@@ -78,15 +89,14 @@ def check_availability(
             failures.append({"layerDigest": d, "failureCode": "MissingLayerDigest",
                              "failureReason": "Could not find layer"})
         else:
-            media_type, statuses = refs.get(d, (None, set()))
-            archived = bool(statuses) and statuses <= {"ARCHIVED", "ACTIVATING"}
+            refs = _references(ctx, repo, d)
             entry: dict[str, Any] = {
                 "layerDigest": d,
-                "layerAvailability": "ARCHIVED" if archived else "AVAILABLE",
+                "layerAvailability": "ARCHIVED" if refs.referenced and not refs.active else "AVAILABLE",
                 "layerSize": sizes[d],
             }
-            if media_type:
-                entry["mediaType"] = media_type
+            if refs.media_type:
+                entry["mediaType"] = refs.media_type
             layers.append(entry)
     return layers, failures
 
@@ -146,15 +156,15 @@ class PulledBlob:
 
     repository: Repository
     size: int | None  # None: the repository does not hold the bytes
-    statuses: frozenset[str] = field(default_factory=frozenset)  # of the repository's images naming it
+    references: References = field(default_factory=References)  # by the repository's images
 
     @property
     def referenced(self) -> bool:
-        return bool(self.statuses)
+        return self.references.referenced
 
     @property
     def active(self) -> bool:
-        return "ACTIVE" in self.statuses
+        return self.references.active
 
     @property
     def readable(self) -> int | None:
@@ -174,7 +184,7 @@ def pull_blob(ctx: Context, repository_name: str, digest: str, *, read_through: 
     size = linked_sizes(ctx, repo, [digest]).get(digest)
     if size is None and not read_through:  # the pusher's HEAD of a blob it has yet to upload
         return PulledBlob(repo, None)
-    statuses = frozenset(_references(ctx, repo, [digest]).get(digest, (None, set()))[1])
-    if size is None and "ACTIVE" in statuses:
+    refs = _references(ctx, repo, digest)
+    if size is None and refs.active:
         readthrough.offer(ctx, Miss("blob", repository_name, digest, repository_exists=True))
-    return PulledBlob(repo, size, statuses)
+    return PulledBlob(repo, size, refs)
