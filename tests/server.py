@@ -102,6 +102,7 @@ def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None,
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"{data_dir.name}-server.log"
     out = open(log_path, "ab")
+    start = out.tell()  # a server started again on the same data appends: read only this start's lines
     proc_env = dict(os.environ, **(env or {}))
     proc_env.setdefault("ECR_EMULATOR_LOG_LEVEL", "info")
     database_url = proc_env.get("ECR_EMULATOR_DATABASE_URL") or postgres.database_url(str(data_dir.resolve()))
@@ -118,7 +119,9 @@ def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None,
     deadline = time.time() + timeout
     ports: dict[str, int] = {}
     while time.time() < deadline:
-        text = log_path.read_text(errors="replace")
+        with open(log_path, "rb") as log:
+            log.seek(start)
+            text = log.read().decode(errors="replace")
         for kind in ("API", "registry"):
             m = re.findall(rf"ecr-emulator {kind} listening on (https?)://[^:]+:(\d+)", text)
             if m:
