@@ -10,6 +10,7 @@ immutable tags are refused even for the identical digest.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import bindparam, func, select
 
@@ -25,7 +26,7 @@ from ecr_emulator.storage.models import (
     Repository,
 )
 from ecr_emulator.storage.prepared import Prepared
-from ecr_emulator.storage.sql import insert_loaded, insert_rows
+from ecr_emulator.storage.sql import insert_ignore, insert_loaded, insert_rows
 
 MAX_IMAGES_PER_REPOSITORY = 100_000
 MAX_TAGS_PER_IMAGE = 1000
@@ -93,8 +94,10 @@ def put_image(
         return PutResult(repo, existing, manifest, tag)
 
     image = _store_new(ctx, repo, manifest, count)
-    if tag is not None:
+    if tag is not None and not insert_ignore(ctx.session, ImageTag, _tag_row(ctx, repo, image, tag)):
+        # the tag is on another image: moved, if the repository allows it
         _point_tag(ctx, repo, image, tag, _tagged(ctx, repo, tag), new_image=True)
+    ctx.session.expire(image, ["tags"])
     publish(ctx, ImagePushed(repo, image, "replicated" if replicated else "new", tag))
     return PutResult(repo, image, manifest, tag)
 
@@ -139,9 +142,12 @@ def _point_tag(ctx: Context, repo: Repository, image: Image, tag: str, current: 
         raise errors.LimitExceededException(
             f"The image with digest '{image.digest}' already has the maximum of {MAX_TAGS_PER_IMAGE} tags."
         )
-    insert_rows(ctx.session, ImageTag, [{"repository_id": repo.id, "tag": tag, "image_id": image.id,
-                                         "tagged_at": ctx.now}])
+    insert_rows(ctx.session, ImageTag, [_tag_row(ctx, repo, image, tag)])
     ctx.session.expire(image, ["tags"])
+
+
+def _tag_row(ctx: Context, repo: Repository, image: Image, tag: str) -> dict[str, Any]:
+    return {"repository_id": repo.id, "tag": tag, "image_id": image.id, "tagged_at": ctx.now}
 
 
 def _store_new(ctx: Context, repo: Repository, manifest: manifests.Manifest, count: int) -> Image:
