@@ -20,13 +20,13 @@ from typing import Any
 
 from sqlalchemy import bindparam, literal, select
 
-from ecr_emulator.core import errors, repositories
+from ecr_emulator.core import errors, repositories, settings_store
 from ecr_emulator.core.context import Context
 from ecr_emulator.core.iam import evaluate
 from ecr_emulator.core.iam.conditions import PolicyError
 from ecr_emulator.core.iam.policy import Policy, parse
 from ecr_emulator.core.naming import Principal, Scope, partition_for, repository_arn
-from ecr_emulator.storage.models import RegistrySetting, Repository, ResourceTag
+from ecr_emulator.storage.models import Repository, ResourceTag
 from ecr_emulator.storage.prepared import Prepared
 
 log = logging.getLogger(__name__)
@@ -66,23 +66,18 @@ def resource_of(scope: Scope, repository: str | None) -> str:
     return "*" if repository is None else repository_arn(scope, repository)
 
 
-def _setting(name: str) -> Any:
-    return (select(RegistrySetting.value)
-            .where(RegistrySetting.account_id == bindparam("account"), RegistrySetting.region == bindparam("region"),
-                   RegistrySetting.name == name)
-            .scalar_subquery())
-
-
 # Everything a decision reads from the database, in one statement: the repository's row (all of
 # it: the request's first look at the repository then needs no statement of its own, see
-# repositories.get), the registry policy and REGISTRY_POLICY_SCOPE. The repository is outer-joined
-# to a single row, so a name that no repository has still brings the registry's settings.
+# repositories.get) and the registry's documents (the registry policy, REGISTRY_POLICY_SCOPE, and
+# the rest, which the request's own reads of them then take from here: settings_store.read_ahead).
+# The repository is outer-joined to a single row, so a name that no repository has still brings
+# the registry's documents.
 _ONE_ROW = select(literal(1).label("one")).subquery()
-_POLICIES = Prepared(
-    select(*repositories.ROW, _setting(REGISTRY_POLICY), _setting(SCOPE_SETTING))
+_POLICIES = Prepared(lambda dialect: (
+    select(*repositories.ROW, settings_store.all_as_one(dialect))
     .select_from(_ONE_ROW)
     .outerjoin(Repository, (Repository.account_id == bindparam("account"))
-               & (Repository.region == bindparam("region")) & (Repository.name == bindparam("name"))))
+               & (Repository.region == bindparam("region")) & (Repository.name == bindparam("name")))))
 _POLICY_TEXT = [c.key for c in repositories.ROW].index("policy_text")
 
 
@@ -112,11 +107,12 @@ def _stored(ctx: Context, repository: str | None) -> _Stored:
     found = ctx.memo.get(memo_key)
     if found is None:
         row = _POLICIES.one(ctx.session, {"account": ctx.scope.account_id, "region": ctx.scope.region, "name": name})
-        repository_row, registry_policy, scope = row[:-2], row[-2], row[-1]
+        repository_row, documents = row[:-1], row[-1] or {}
         if repository_row[0] is not None:
             repositories.read_ahead(ctx, name, repository_row)
+        settings_store.read_ahead(ctx, documents)
         found = _Stored(_parsed(repository_row[_POLICY_TEXT], "repository"), repository_row[0],
-                        _parsed(registry_policy, "registry"), scope or "V2")
+                        _parsed(documents.get(REGISTRY_POLICY), "registry"), documents.get(SCOPE_SETTING) or "V2")
         ctx.memo[memo_key] = found
     return found
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import JSON, bindparam, func, select, type_coerce
 
 from ecr_emulator.core import errors
 from ecr_emulator.core.context import Context
@@ -27,6 +27,25 @@ ACCOUNT_SETTINGS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 _ALL = Prepared(select(RegistrySetting.name, RegistrySetting.value).where(
     RegistrySetting.account_id == bindparam("account"), RegistrySetting.region == bindparam("region")))
+
+
+def all_as_one(dialect: str) -> Any:
+    """A scalar subquery giving every document of the (``account``, ``region``) registry as one
+    JSON object (name -> value; NULL or ``{}`` for none), so that another statement can bring
+    them along (authorization does: see ``read_ahead``)."""
+    if dialect == "postgresql":
+        together = func.json_object_agg(RegistrySetting.name, RegistrySetting.value)
+    else:
+        together = func.json_group_object(RegistrySetting.name, func.json(RegistrySetting.value))
+    return (select(type_coerce(together, JSON))
+            .where(RegistrySetting.account_id == bindparam("account"), RegistrySetting.region == bindparam("region"))
+            .scalar_subquery())
+
+
+def read_ahead(ctx: Context, documents: dict[str, Any] | None) -> None:
+    """Every document of the caller's registry, just read in this unit by another statement
+    (``all_as_one``): the unit's ``get`` calls need no statement of their own."""
+    ctx.memo.setdefault(("settings", ctx.scope), dict(documents or {}))
 
 
 def _stored(ctx: Context) -> dict[str, Any]:
