@@ -4,6 +4,9 @@ retry of units of work depends on them), the same ORM objects."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from sqlalchemy import bindparam, func, insert, literal, select, update
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoResultFound
@@ -77,6 +80,32 @@ def test_defaults_and_literals_fill_what_the_caller_leaves_out(services):
         assert row == ("MUTABLE", False, 0, None, "x")
 
 
+def test_none_is_stored_as_sqlalchemy_stores_it(services):
+    """A JSON column given None holds JSON 'null' (SQLAlchemy's default), not SQL NULL."""
+    is_null = Prepared(select(Repository.tag_mutability_filters.is_(None)).where(Repository.name == bindparam("name")))
+    with services.db.transaction(write=True) as session:
+        _insert(session, "ours")
+        session.connection().execute(insert(Repository), {**_REPO, "name": "theirs", "tag_mutability_filters": None})
+        _INSERT.one(session, {**_REPO, "name": "ours-none", "tag_mutability_filters": None})
+        assert is_null.scalar(session, {"name": "ours-none"}) == is_null.scalar(session, {"name": "theirs"})
+        assert _BY_NAME.one(session, {"name": "ours-none"})[2] is None
+
+
+def test_objects_can_be_built_before_any_orm_use():
+    """A process whose first ORM step builds an object in its state (a command that looks a
+    repository up, a worker's first request) finds the mappers configured."""
+    code = (
+        "import tempfile\n"
+        "from sqlalchemy.orm import Session\n"
+        "from ecr_emulator.storage.models import Repository\n"
+        "from ecr_emulator.storage.prepared import persistent\n"
+        "assert not Repository.__mapper__.configured\n"
+        "repo = persistent(Session(), Repository, {'id': 1, 'name': 'app'})\n"
+        "assert repo.name == 'app' and repo.id == 1\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
 def test_a_driver_error_is_sqlalchemys_exception_and_retryable(services):
     with services.db.transaction(write=True) as session:
         _insert(session, "app")
@@ -100,6 +129,10 @@ def test_in_lists_get_a_parameter_per_item(services):
         assert named.all(session, {"names": ["c", "a", "x"], "region": region}) == [("a",), ("c",)]
         assert named.all(session, {"names": ("b", "c"), "region": "eu-west-1"}) == []
         assert named.all(session, {"names": ["b"], "region": region}) == [("b",)]  # the one-item SQL again
+        twice = Prepared(select(Repository.name).where(Repository.name.in_(bindparam("names", expanding=True))
+                                                       | Repository.kms_key.in_(bindparam("names", expanding=True)))
+                         .order_by(Repository.name))
+        assert twice.all(session, {"names": ["a", "c"]}) == [("a",), ("c",)]  # one list, used twice
         with pytest.raises(ValueError):
             named.all(session, {"names": [], "region": region})
     with services.db.transaction() as session:

@@ -62,14 +62,14 @@ class References:
 
     referenced: bool = False  # some image names it
     active: bool = False  # an active (not archived) image names it
-    media_type: str | None = None  # as an image declared it (an active one's, if any)
+    media_type: str | None = None  # as an image declared it (an active one's, where one did)
 
 
 def _references(ctx: Context, repo: Repository, digest: str) -> References:
     active, any_image = _REFERENCES.one(ctx.session, {"repository": repo.id, "digest": digest})
     if any_image is None:
         return References()
-    return References(True, active is not None, (active if active is not None else any_image) or None)
+    return References(True, active is not None, active or any_image or None)
 
 
 def check_availability(

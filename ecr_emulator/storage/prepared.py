@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import inspect
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session, configure_mappers, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict
 from sqlalchemy.orm.instrumentation import manager_of_class as model_manager
 from sqlalchemy.sql import ClauseElement
@@ -57,8 +57,8 @@ class _Compiled:
         self.positional = compiled.positional
         self.template = "?" if dialect.paramstyle == "qmark" else "%({})s" if dialect.paramstyle == "pyformat" else ":{}"
         names = list(compiled.positiontup or []) if self.positional else list(binds)
-        defaults = {c.key: c.default for c in (*compiled.insert_prefetch, *compiled.update_prefetch)
-                    if c.default is not None}
+        defaults = {**{c.key: c.onupdate for c in compiled.update_prefetch if c.onupdate is not None},
+                    **{c.key: c.default for c in compiled.insert_prefetch if c.default is not None}}
         # (name, where its value comes from when the caller gives none, bind conversion), in order
         self.params: list[tuple[str, Callable[[], Any] | None, _Processor]] = [
             (name, _fallback(binds[name], defaults.get(name)), binds[name].type.dialect_impl(dialect).bind_processor(dialect))
@@ -87,10 +87,10 @@ class _Compiled:
                     raise ValueError(f"the list for {name!r} is empty: answer without running the statement")
                 lengths.append(len(items))
                 names.extend(f"{name}_{i}" for i in range(1, len(items) + 1))
-                out.extend(v if process is None or v is None else process(v) for v in items)
+                out.extend(v if process is None else process(v) for v in items)
             else:
-                names.append(name)
-                out.append(value if process is None or value is None else process(value))
+                names.append(name)  # a conversion sees None too (JSON stores it as 'null')
+                out.append(value if process is None else process(value))
         sql = self._sql(tuple(lengths)) if lengths else self.sql
         return sql, tuple(out) if self.positional else dict(zip(names, out, strict=True))
 
@@ -101,7 +101,8 @@ class _Compiled:
             expanding = [name for name, _, _ in self.params if name in self.expanding]
             for name, n in zip(expanding, lengths, strict=True):
                 marks = ", ".join(self.template.format(f"{name}_{i}") for i in range(1, n + 1))
-                sql = sql.replace(f"__[POSTCOMPILE_{name}]", marks, 1)
+                # positional: one token per occurrence, in order; named: the name's every use
+                sql = sql.replace(f"__[POSTCOMPILE_{name}]", marks, 1 if self.positional else -1)
             if len(self.expanded) < 64:
                 self.expanded[lengths] = sql
         return sql
@@ -153,18 +154,10 @@ class Prepared:
         return compiled
 
     def all(self, session: Session, values: Mapping[str, Any] | None = None) -> list[Row]:
-        compiled, cursor = self._run(session, values or {})
-        try:
-            return compiled.rows(cursor, many=True)
-        finally:
-            cursor.close()
+        return self._run(session, values, lambda cursor, compiled: compiled.rows(cursor, many=True))  # type: ignore[no-any-return]
 
     def first(self, session: Session, values: Mapping[str, Any] | None = None) -> Row | None:
-        compiled, cursor = self._run(session, values or {})
-        try:
-            rows = compiled.rows(cursor, many=False)
-        finally:
-            cursor.close()
+        rows = self._run(session, values, lambda cursor, compiled: compiled.rows(cursor, many=False))
         return rows[0] if rows else None
 
     def one(self, session: Session, values: Mapping[str, Any] | None = None) -> Row:
@@ -179,11 +172,7 @@ class Prepared:
 
     def run(self, session: Session, values: Mapping[str, Any] | None = None) -> int:
         """Run a statement that returns no rows; the number of rows it touched."""
-        _, cursor = self._run(session, values or {})
-        try:
-            return int(cursor.rowcount)
-        finally:
-            cursor.close()
+        return self._run(session, values, lambda cursor, _: int(cursor.rowcount))  # type: ignore[no-any-return]
 
     def run_many(self, session: Session, rows: Iterable[Mapping[str, Any]]) -> None:
         """Run a statement that returns no rows once per parameter set, in one driver call."""
@@ -194,31 +183,36 @@ class Prepared:
             sql, params = bound[0][0], [p for _, p in bound]
             if any(other != sql for other, _ in bound):
                 raise TypeError("run_many needs one statement: lists of different lengths were given")
-            _call(connection, sql, params, lambda cursor: cursor.executemany(sql, params)).close()
+            _call(connection, sql, params, lambda cursor: cursor.executemany(sql, params))
 
-    def _run(self, session: Session, values: Mapping[str, Any]) -> tuple[_Compiled, Any]:
+    def _run(self, session: Session, values: Mapping[str, Any] | None,
+             then: Callable[[Any, _Compiled], Any]) -> Any:
         connection = session.connection()
         compiled = self._for(connection.dialect)
-        sql, params = compiled.bind(values)
-        return compiled, _call(connection, sql, params, lambda cursor: cursor.execute(sql, params))
+        sql, params = compiled.bind(values or {})
+
+        def execute(cursor: Any) -> Any:
+            cursor.execute(sql, params)
+            return then(cursor, compiled)
+        return _call(connection, sql, params, execute)
 
 
-def _call(connection: Any, sql: str, params: Any, execute: Callable[[Any], Any]) -> Any:
-    """A cursor of ``connection``'s DBAPI connection after ``execute(cursor)``; a driver error
-    raised as SQLAlchemy raises it."""
+def _call(connection: Any, sql: str, params: Any, work: Callable[[Any], Any]) -> Any:
+    """``work(cursor)`` on a cursor of ``connection``'s DBAPI connection (running the statement
+    and reading its rows), then the cursor closed; a driver error raised as SQLAlchemy raises it."""
     dialect = connection.dialect
     dbapi_connection = connection.connection.dbapi_connection
     cursor = dbapi_connection.cursor()
     try:
-        execute(cursor)
+        return work(cursor)
     except dialect.loaded_dbapi.Error as error:
-        cursor.close()
         lost = dialect.is_disconnect(error, dbapi_connection, cursor)
         if lost:
             connection.invalidate(error)
         raise sa_exc.DBAPIError.instance(sql, params, error, dialect.loaded_dbapi.Error,
                                          connection_invalidated=lost, dialect=dialect) from error
-    return cursor
+    finally:
+        cursor.close()
 
 
 def columns(model: type) -> list[Any]:
@@ -259,11 +253,20 @@ def persistent(session: Session, model: type[M], values: dict[str, Any]) -> M:
     The values are put into the object's state directly, as SQLAlchemy's own loading does,
     rather than through the mapped class's constructor: its instrumented attribute events cost
     half of an object's 66 us here."""
-    obj = model_manager(model).new_instance()
+    obj = _manager(model).new_instance()
     instance_dict(obj).update(values)
     make_transient_to_detached(obj)  # the identity key from the values; all of them committed
     session.add(obj)
     return obj  # type: ignore[no-any-return]
+
+
+@functools.cache
+def _manager(model: type) -> Any:
+    """The class manager that builds ``model``'s objects, the mappers configured first: until
+    they are (the first ORM query or constructor call does it), attributes have no
+    implementation and an object built in its state has no identity."""
+    configure_mappers()
+    return model_manager(model)
 
 
 @functools.cache
