@@ -153,5 +153,9 @@ def test_loaded_objects_are_the_sessions(services):
         assert loaded(session, Repository, every.one(session, {"name": "app"})) is repo
         assert session.scalars(select(Repository)).one() is repo  # the ORM finds the same object
         repo.kms_key = "changed"  # and flushes its changes
+        pending = Repository(**{**_REPO, "name": "pending", "tag_mutability_filters": None})
+        session.add(pending)
+        assert every.object(session, Repository, {"name": "pending"}) is pending  # flushed first, as a query does
+        assert every.objects(session, Repository, {"name": "app"}) == [repo]
     with services.db.transaction() as session:
-        assert session.scalar(select(Repository.kms_key)) == "changed"
+        assert session.scalar(select(Repository.kms_key).where(Repository.name == "app")) == "changed"

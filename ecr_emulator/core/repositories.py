@@ -24,7 +24,7 @@ _IN_SCOPE = (Repository.account_id == bindparam("account")) & (Repository.region
 ROW = columns(Repository)  # a repository's row, as get reads it
 _BY_NAME_SQL = select(*ROW).where(_IN_SCOPE, Repository.name == bindparam("name"))
 _BY_NAME, _BY_NAME_LOCKED = Prepared(_BY_NAME_SQL), Prepared(_BY_NAME_SQL.with_for_update())
-_BY_NAMES = Prepared(select(*columns(Repository)).where(_IN_SCOPE, Repository.name.in_(bindparam("names", expanding=True))))
+_BY_NAMES = Prepared(select(*ROW).where(_IN_SCOPE, Repository.name.in_(bindparam("names", expanding=True))))
 # Whether the name is taken, and how many repositories the registry holds, in one pass over the
 # (account, region, name) index.
 _TAKEN_AND_COUNT = Prepared(select(func.max(case((Repository.name == bindparam("name"), Repository.id))),
@@ -45,12 +45,11 @@ def get(ctx: Context, name: str, *, for_update: bool = False) -> Repository:
     ``for_update`` locks the row (PostgreSQL) so concurrent pushes to one repository
     serialise; SQLite already serialises writers.
     """
-    session = ctx.session
-    session.flush()
     row = ctx.memo.pop((_READ_AHEAD, ctx.scope, name), None)
     if row is None or (for_update and not ctx.services.db.is_sqlite):
-        row = (_BY_NAME_LOCKED if for_update else _BY_NAME).first(session, in_scope(ctx, name=name))
-    repo = loaded(session, Repository, row)
+        repo = (_BY_NAME_LOCKED if for_update else _BY_NAME).object(ctx.session, Repository, in_scope(ctx, name=name))
+    else:
+        repo = loaded(ctx.session, Repository, row)
     if repo is None:
         raise errors.RepositoryNotFoundException(name, ctx.registry_id)
     return repo
@@ -234,10 +233,7 @@ def describe(
             raise errors.InvalidParameterException(
                 "Invalid parameter: maxResults and nextToken cannot be specified with repositoryNames"
             )
-        session = ctx.session
-        session.flush()
-        rows = _BY_NAMES.all(session, in_scope(ctx, names=names))
-        found = {r.name: r for r in (loaded(session, Repository, row) for row in rows) if r is not None}
+        found = {r.name: r for r in _BY_NAMES.objects(ctx.session, Repository, in_scope(ctx, names=names))}
         for n in names:
             if n not in found:
                 raise errors.RepositoryNotFoundException(n, ctx.registry_id)

@@ -20,7 +20,7 @@ from ecr_emulator.core import access, errors, pagination, policies, repositories
 from ecr_emulator.core.context import Context
 from ecr_emulator.core.lifecycle.policy import parse as parse_lifecycle
 from ecr_emulator.storage.models import CreationTemplate, Repository
-from ecr_emulator.storage.prepared import Prepared, columns, loaded
+from ecr_emulator.storage.prepared import Prepared, columns
 
 ROOT = "ROOT"
 APPLIED_FOR = ("REPLICATION", "PULL_THROUGH_CACHE", "CREATE_ON_PUSH")
@@ -169,11 +169,9 @@ def covering(ctx: Context, model: Any, name: str) -> list[Any]:
     trailing ``/``: ``a/b`` covers ``a/b/c``, not ``a/bc`` nor ``a/b`` itself."""
     parts = name.split("/")
     candidates = ["/".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)] + [ROOT]
-    session = ctx.session
-    session.flush()
-    found = _covering(model).all(session, {"account": ctx.scope.account_id, "region": ctx.scope.region,
-                                           "keys": candidates})
-    rows = {row.key: row for row in (loaded(session, model, r) for r in found)}
+    found = _covering(model).objects(ctx.session, model, {"account": ctx.scope.account_id,
+                                                          "region": ctx.scope.region, "keys": candidates})
+    rows = {row.key: row for row in found}
     return [rows[key] for key in candidates if key in rows]
 
 

@@ -32,7 +32,7 @@ from ecr_emulator.core.naming import DIGEST
 from ecr_emulator.core.upload_leases import UploadBusy, hold, is_leased
 from ecr_emulator.storage.blobstore import BlobStore
 from ecr_emulator.storage.models import Blob, Repository, RepositoryBlob, Upload
-from ecr_emulator.storage.prepared import Prepared, columns, loaded
+from ecr_emulator.storage.prepared import Prepared, columns
 from ecr_emulator.storage.sql import insert_ignore, insert_loaded, lock_blob
 
 __all__ = ["UploadBusy", "append", "append_read", "begin", "cancel", "commit", "complete", "get_upload", "initiate", "mount",
@@ -45,7 +45,6 @@ MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PARTS = 4200
 
 # Built once (see core/repositories.py): every layer API call runs them.
-_UPLOAD = select(Upload).where(Upload.id == bindparam("upload"))
 _ROW = select(*columns(Upload)).where(Upload.id == bindparam("upload"))
 _ROW_READ, _ROW_LOCKED = Prepared(_ROW), Prepared(_ROW.with_for_update())
 _FORGET = Prepared(delete(Upload).where(Upload.id == bindparam("upload")))
@@ -108,10 +107,7 @@ class _Tap:
 def get_upload(ctx: Context, repo: Repository, upload_id: str, *, for_update: bool = False) -> Upload:
     """The upload, or UploadNotFound; ``for_update`` locks its row (PostgreSQL) so that parts of one
     upload sent at the same moment are judged one after the other."""
-    session = ctx.session
-    session.flush()
-    upload = loaded(session, Upload, (_ROW_LOCKED if for_update else _ROW_READ).first(
-        session, {"upload": upload_id}))
+    upload = (_ROW_LOCKED if for_update else _ROW_READ).object(ctx.session, Upload, {"upload": upload_id})
     if upload is None or upload.repository_id != repo.id:
         raise errors.UploadNotFoundException(upload_id, repo.name, ctx.registry_id)
     return upload
@@ -219,7 +215,7 @@ def place_ahead(services: Services, upload_id: str, expected: str) -> None:
     to do for a store that places quickly: the commit places the bytes itself."""
     if not services.blobs.slow_place:
         return
-    upload = services.db.run(lambda s: s.scalars(_UPLOAD, {"upload": upload_id}).first())
+    upload = services.db.run(lambda s: _ROW_READ.object(s, Upload, {"upload": upload_id}))
     if upload is None or not DIGEST.fullmatch(expected) or not expected.startswith("sha256:"):
         return
     if _recorded_digest(services.blobs, upload) == expected and services.blobs.stat(expected) != upload.size:

@@ -170,6 +170,17 @@ class Prepared:
         row = self.first(session, values)
         return None if row is None else row[0]
 
+    def objects(self, session: Session, model: type[M], values: Mapping[str, Any] | None = None) -> list[M]:
+        """The ORM objects of ``model`` for the rows of a SELECT of its ``columns``, as an ORM query
+        returns them: pending changes flushed first, the session's own object for a row it holds."""
+        session.flush()
+        return [loaded(session, model, row) for row in self.all(session, values)]  # type: ignore[misc]
+
+    def object(self, session: Session, model: type[M], values: Mapping[str, Any] | None = None) -> M | None:
+        """The first of ``objects``, or None."""
+        session.flush()
+        return loaded(session, model, self.first(session, values))
+
     def run(self, session: Session, values: Mapping[str, Any] | None = None) -> int:
         """Run a statement that returns no rows; the number of rows it touched."""
         return self._run(session, values, lambda cursor, _: int(cursor.rowcount))  # type: ignore[no-any-return]
@@ -229,11 +240,8 @@ def _attributes(model: type) -> tuple[Any, list[str]]:
 def loaded(session: Session, model: type[M], row: Row | None) -> M | None:
     """The ORM object of ``model`` for a row of its ``columns`` just read, as a query would
     return it: the session's own object when it already holds this row, else a new persistent
-    object with the row's values and no pending changes. None for no row.
-
-    A query flushes the session's pending changes before it reads; a caller reading a model's
-    rows with a Prepared statement calls ``session.flush()`` first for the same reason (it costs
-    nothing when nothing is pending)."""
+    object with the row's values and no pending changes. None for no row. (``Prepared.objects``
+    reads rows and makes them objects, flushing first as a query does.)"""
     if row is None:
         return None
     mapper, keys = _attributes(model)
