@@ -21,18 +21,20 @@ DOWNLOAD_URL_TTL = 3600  # ECR's pre-signed S3 URLs live about an hour
 # The digests are matched on repository_blobs, whose key is (repository, digest): PostgreSQL then
 # looks each one up by key whatever its statistics say. Matched on blobs alone, a planner that has
 # not analysed the tables yet walked every blob of the repository (5 ms a PutImage at 900 blobs).
-_LINKED = Prepared(select(Blob.digest, Blob.size)
-                   .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
-                   .where(RepositoryBlob.repository_id == bindparam("repository"),
-                          RepositoryBlob.digest.in_(bindparam("digests", expanding=True))))
+def _linked(*more: Any) -> Any:
+    return (select(Blob.digest, Blob.size, *more)
+            .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
+            .where(RepositoryBlob.repository_id == bindparam("repository"),
+                   RepositoryBlob.digest.in_(bindparam("digests", expanding=True))))
 
 
-def _first_reference(active: bool) -> Any:
+def _first_reference(digest: Any, active: bool) -> Any:
     """The declared media type ('' for none) of the first image of the repository found naming
-    the blob (an active one if ``active``), NULL if there is none."""
+    blob ``digest`` (a parameter, or the column of an enclosing query), an active image if
+    ``active``; NULL if there is none."""
     found = (select(func.coalesce(ImageBlob.media_type, ""))
              .join(Image, Image.id == ImageBlob.image_id)
-             .where(ImageBlob.digest == bindparam("digest"), Image.repository_id == bindparam("repository")))
+             .where(ImageBlob.digest == digest, Image.repository_id == bindparam("repository")))
     return (found.where(Image.status == "ACTIVE") if active else found).limit(1).scalar_subquery()
 
 
@@ -40,7 +42,12 @@ def _first_reference(active: bool) -> Any:
 # first image found. Reading every referencing image (even grouped by status) made each blob HEAD,
 # blob GET and availability check grow with the repository's history, since every build of an
 # image names the same base layers: a BatchCheckLayerAvailability read 750 rows at 750 images.
-_REFERENCES = Prepared(select(_first_reference(active=True), _first_reference(active=False)))
+# Reads of blobs (availability, pulls) ask it together with the link; a push needs the link alone.
+_LINKED = Prepared(_linked())
+_LINKED_REFERENCED = Prepared(_linked(_first_reference(Blob.digest, active=True),
+                                      _first_reference(Blob.digest, active=False)))
+_REFERENCES = Prepared(select(_first_reference(bindparam("digest"), active=True),
+                              _first_reference(bindparam("digest"), active=False)))
 
 
 def linked_sizes(ctx: Context, repo: Repository, digests: list[str] | set[str]) -> dict[str, int]:
@@ -65,18 +72,28 @@ class References:
     media_type: str | None = None  # as an image declared it (an active one's, where one did)
 
 
-def _references(ctx: Context, repo: Repository, digest: str) -> References:
-    active, any_image = _REFERENCES.one(ctx.session, {"repository": repo.id, "digest": digest})
+def _references(active: str | None, any_image: str | None) -> References:
+    """From the two ``_first_reference`` answers."""
     if any_image is None:
         return References()
     return References(True, active is not None, active or any_image or None)
+
+
+def _linked_references(ctx: Context, repo: Repository, digests: list[str]) -> dict[str, tuple[int | None, References]]:
+    """digest -> (size, references) of the blobs among ``digests`` linked to ``repo``; the size is
+    None where the bytes are missing or cut short (see ``linked_sizes``)."""
+    if not digests:
+        return {}
+    rows = _LINKED_REFERENCED.all(ctx.session, {"repository": repo.id, "digests": digests})
+    return {digest: (size if ctx.blobs.stat(digest) == size else None, _references(active, any_image))
+            for digest, size, active, any_image in rows}
 
 
 def check_availability(
     ctx: Context, repository_name: str, digests: list[str]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     repo = repositories.get(ctx, repository_name)
-    sizes = linked_sizes(ctx, repo, [d for d in digests if d and DIGEST.fullmatch(d)])
+    linked = _linked_references(ctx, repo, [d for d in digests if d and DIGEST.fullmatch(d)])
     layers, failures = [], []
     for d in digests:
         if not d:
@@ -85,15 +102,15 @@ def check_availability(
         elif not DIGEST.fullmatch(d):
             failures.append({"layerDigest": d, "failureCode": "InvalidLayerDigest",
                              "failureReason": "Invalid layer digest"})
-        elif d not in sizes:
+        elif linked.get(d, (None,))[0] is None:
             failures.append({"layerDigest": d, "failureCode": "MissingLayerDigest",
                              "failureReason": "Could not find layer"})
         else:
-            refs = _references(ctx, repo, d)
+            size, refs = linked[d]
             entry: dict[str, Any] = {
                 "layerDigest": d,
                 "layerAvailability": "ARCHIVED" if refs.referenced and not refs.active else "AVAILABLE",
-                "layerSize": sizes[d],
+                "layerSize": size,
             }
             if refs.media_type:
                 entry["mediaType"] = refs.media_type
@@ -181,10 +198,14 @@ def pull_blob(ctx: Context, repository_name: str, digest: str, *, read_through: 
     repo = repositories.get(ctx, repository_name)
     if not DIGEST.fullmatch(digest):
         return PulledBlob(repo, None)
-    size = linked_sizes(ctx, repo, [digest]).get(digest)
+    linked = _linked_references(ctx, repo, [digest]).get(digest)
+    size = linked[0] if linked is not None else None
     if size is None and not read_through:  # the pusher's HEAD of a blob it has yet to upload
         return PulledBlob(repo, None)
-    refs = _references(ctx, repo, digest)
+    # a blob the repository does not hold may still be named by its images (a pull through cache
+    # fetches such layers when first pulled)
+    refs = linked[1] if linked is not None else _references(
+        *_REFERENCES.one(ctx.session, {"repository": repo.id, "digest": digest}))
     if size is None and refs.active:
         readthrough.offer(ctx, Miss("blob", repository_name, digest, repository_exists=True))
     return PulledBlob(repo, size, refs)
