@@ -42,10 +42,10 @@ def all_as_one(dialect: str) -> Any:
             .scalar_subquery())
 
 
-def read_ahead(ctx: Context, documents: dict[str, Any] | None) -> None:
+def read_ahead(ctx: Context, documents: dict[str, Any]) -> None:
     """Every document of the caller's registry, just read in this unit by another statement
     (``all_as_one``): the unit's ``get`` calls need no statement of their own."""
-    ctx.memo.setdefault(("settings", ctx.scope), dict(documents or {}))
+    ctx.memo.setdefault(("settings", ctx.scope), documents)
 
 
 def _stored(ctx: Context) -> dict[str, Any]:

@@ -97,7 +97,6 @@ def put_image(
     if tag is not None and not insert_ignore(ctx.session, ImageTag, _tag_row(ctx, repo, image, tag)):
         # the tag is on another image: moved, if the repository allows it
         _point_tag(ctx, repo, image, tag, _tagged(ctx, repo, tag), new_image=True)
-    ctx.session.expire(image, ["tags"])
     publish(ctx, ImagePushed(repo, image, "replicated" if replicated else "new", tag))
     return PutResult(repo, image, manifest, tag)
 
