@@ -246,3 +246,25 @@ def test_s3_staging_keeps_every_segment_but_the_last_a_valid_part(s3, bucket):
     segments = _stage(store, upload_id, *[os.urandom(MIB)] * 7, os.urandom(PART_SIZE + MIB), os.urandom(10))
     assert all(size >= MIN_PART for _name, size in segments[:-1]), segments
     assert all(size <= PART_SIZE + MIN_PART for _name, size in segments), segments
+
+
+@pytest.mark.parametrize("refusal", ["at once", "midway"])
+def test_filesystem_place_copies_itself_where_the_kernel_will_not(tmp_path, monkeypatch, refusal):
+    """Several segments are joined by the kernel (copy_file_range); where it refuses (another
+    filesystem, an old kernel), at once or after part of a segment, the bytes are copied through
+    the process from where the kernel stopped, and the blob is whole."""
+    import errno
+
+    real, calls = os.copy_file_range, []
+
+    def refusing(src, dst, count, *args):
+        calls.append(count)
+        if refusal == "midway" and len(calls) == 1:
+            return real(src, dst, 1000)
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "copy_file_range", refusing)
+    store = FilesystemBlobStore(tmp_path / "data")
+    digest, data = _commit(store, os.urandom(5000), os.urandom(3000))
+    assert calls
+    assert _read(store, digest) == data

@@ -17,6 +17,7 @@ here (a third of a small blob's PATCH), which Distribution does not pay either.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import uuid
@@ -27,6 +28,7 @@ from typing import BinaryIO
 from ecr_emulator.storage.blobstore import BoundedReader, Segment, check_upload_id, split_digest
 
 COPY_BLOCK = 4 * 1024 * 1024
+KERNEL_COPY_BLOCK = 64 * 1024 * 1024  # asked for per copy_file_range call (it may copy less; the loop goes on)
 
 
 def _unlink(path: str) -> None:
@@ -34,6 +36,26 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+# copy_file_range's refusals that mean "not between these two files": copy through this process
+_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF, errno.EPERM}
+
+
+def _copy(src: BinaryIO, out: BinaryIO) -> None:
+    """Append the rest of ``src`` to ``out``: inside the kernel (``copy_file_range``; a reflink
+    where the filesystem shares extents, as XFS and Btrfs do), else read and written here. On
+    ext4 the kernel's copy took 70-100 ms for a 256 MiB chunked upload's segments, the copy
+    through this process 140 ms (``scripts/bench/registry.py``'s chunked push places eight)."""
+    if hasattr(os, "copy_file_range"):
+        try:
+            while os.copy_file_range(src.fileno(), out.fileno(), KERNEL_COPY_BLOCK):
+                pass
+            return
+        except OSError as exc:
+            if exc.errno not in _NO_KERNEL_COPY:
+                raise
+    shutil.copyfileobj(src, out, COPY_BLOCK)  # goes on from where the kernel's copy stopped
 
 
 class FilesystemStaging:
@@ -159,7 +181,7 @@ class FilesystemBlobStore:
                 with open(tmp, "xb") as out:
                     for name, _size in segments:
                         with open(self.staging.path(upload_id, name), "rb") as src:
-                            shutil.copyfileobj(src, out, COPY_BLOCK)
+                            _copy(src, out)
             os.replace(tmp, dst)
         finally:
             tmp.unlink(missing_ok=True)
