@@ -248,6 +248,74 @@ def test_s3_staging_keeps_every_segment_but_the_last_a_valid_part(s3, bucket):
     assert all(size <= PART_SIZE + MIN_PART for _name, size in segments), segments
 
 
+# ---- the filesystem driver's own ways
+
+
+def _inode(path) -> int:  # type: ignore[no-untyped-def]
+    return os.stat(path).st_ino
+
+
+def _fs_blob(store: FilesystemBlobStore, digest: str) -> str:
+    return store._blob_path(digest)
+
+
+def test_filesystem_chunked_upload_is_one_file_placed_by_a_link(tmp_path):
+    """Appends write on in the last segment's file, so a chunked upload is placed as a
+    monolithic one is: a hard link, no copy of the bytes."""
+    store = FilesystemBlobStore(tmp_path / "data")
+    upload_id, pieces = _upload_id(), [os.urandom(MIB + 1), b"x", os.urandom(3 * MIB)]
+    segments = _stage(store, upload_id, *pieces)
+    assert len(segments) == 1 and segments[0][1] == sum(map(len, pieces))
+    digest = sha(b"".join(pieces))
+    store.place(upload_id, segments, digest)
+    assert _inode(_fs_blob(store, digest)) == _inode(store.staging.path(upload_id, segments[0][0]))
+    assert _read(store, digest) == b"".join(pieces)
+
+
+def test_filesystem_append_leaves_a_segment_someone_writes(tmp_path):
+    """A writer that lost its lease may still be writing the last segment's file: the next
+    append writes a new file, and placing copies the recorded bytes instead of linking a file
+    that may still grow."""
+    import fcntl
+
+    store = FilesystemBlobStore(tmp_path / "data")
+    upload_id, first, second = _upload_id(), os.urandom(5000), os.urandom(3000)
+    base = _stage(store, upload_id, first)
+    path = store.staging.path(upload_id, base[0][0])
+    with open(path, "rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)  # the other writer, mid-request
+        segments = store.staging.append(upload_id, base, [second])
+        assert len(segments) == 2 and segments[0] == base[0]
+        digest = sha(first)
+        store.place(upload_id, base, digest)
+        assert _inode(_fs_blob(store, digest)) != _inode(path)
+        with open(path, "ab") as late:
+            late.write(b"the other writer's late bytes")
+    assert _read(store, digest) == first
+    assert _staged(store, upload_id, segments) == first + second
+
+
+def test_filesystem_append_after_a_crash_or_a_link_writes_a_new_file(tmp_path):
+    """Bytes past what the list records (a writer that died mid-request) and a file that is
+    already a blob are never written on: the append takes a new file, the blob keeps its bytes."""
+    store = FilesystemBlobStore(tmp_path / "data")
+    upload_id, data = _upload_id(), os.urandom(4000)
+    base = _stage(store, upload_id, data)
+    digest = sha(data)
+    store.place(upload_id, base, digest)  # linked
+    after_link = store.staging.append(upload_id, base, [b"more"])
+    assert len(after_link) == 2 and _read(store, digest) == data
+
+    other = _upload_id()
+    base = _stage(store, other, data)
+    with open(store.staging.path(other, base[0][0]), "ab") as torn:
+        torn.write(b"half a part")
+    segments = store.staging.append(other, base, [b"next"])
+    assert len(segments) == 2 and _staged(store, other, segments) == data + b"next"
+    store.place(other, base, digest)  # the recorded bytes only
+    assert _read(store, digest) == data
+
+
 @pytest.mark.parametrize("refusal", ["at once", "midway"])
 def test_filesystem_place_copies_itself_where_the_kernel_will_not(tmp_path, monkeypatch, refusal):
     """Several segments are joined by the kernel (copy_file_range); where it refuses (another
@@ -255,16 +323,21 @@ def test_filesystem_place_copies_itself_where_the_kernel_will_not(tmp_path, monk
     the process from where the kernel stopped, and the blob is whole."""
     import errno
 
+    store = FilesystemBlobStore(tmp_path / "data")
+    upload_id, first, second = _upload_id(), os.urandom(5000), os.urandom(3000)
+    base = _stage(store, upload_id, first)
+    store.staging.append(upload_id, base, [b"another writer's bytes"])  # base's file now holds more
+    segments = store.staging.append(upload_id, base, [second])
+    assert len(segments) == 2
     real, calls = os.copy_file_range, []
 
-    def refusing(src, dst, count, *args):
+    def refusing(src, dst, count, *args):  # type: ignore[no-untyped-def]
         calls.append(count)
         if refusal == "midway" and len(calls) == 1:
             return real(src, dst, 1000)
         raise OSError(errno.EXDEV, "Invalid cross-device link")
 
     monkeypatch.setattr(os, "copy_file_range", refusing)
-    store = FilesystemBlobStore(tmp_path / "data")
-    digest, data = _commit(store, os.urandom(5000), os.urandom(3000))
+    store.place(upload_id, segments, sha(first + second))
     assert calls
-    assert _read(store, digest) == data
+    assert _read(store, sha(first + second)) == first + second

@@ -4,12 +4,13 @@ Two parts, shaped by what an object store offers (Distribution's storage drivers
 
 - ``BlobStore``: blobs by digest. Stat, ranged read, delete, list, place from staging, and an
   optional presigned URL a client can fetch the bytes from directly.
-- ``Staging`` (``BlobStore.staging``): the bytes of uploads in progress, as immutable
-  *segments*. An append never changes a segment; it writes new ones and returns the upload's
-  new segment list. ``core`` records that list (with the upload's size and hash state) in the
-  database under the upload's lease, so the database, not a file lock or a process's memory,
-  says what an upload holds. A writer that lost its lease cannot damage what another recorded:
-  its segments are in no recorded list, and they go when the upload ends.
+- ``Staging`` (``BlobStore.staging``): the bytes of uploads in progress, as *segments*
+  (``[name, size]``: the first ``size`` bytes the driver keeps under ``name``) whose bytes never
+  change. An append writes after them and returns the upload's new segment list. ``core``
+  records that list (with the upload's size and hash state) in the database under the upload's
+  lease, so the database, not a file lock or a process's memory, says what an upload holds. A
+  writer that lost its lease cannot damage what another recorded: the bytes it writes are in no
+  recorded list, and they go when the upload ends.
 
 Nothing here hashes or judges what may be committed: that belongs to ``core``. Every driver is
 held to the same contract by ``tests/test_blobstore_conformance.py``.
@@ -35,8 +36,9 @@ class BlobStoreError(OSError):
 class Staging(Protocol):
     def append(self, upload_id: str, segments: list[Segment], chunks: Iterable[bytes]) -> list[Segment]:
         """Write ``chunks`` after the bytes ``segments`` hold; return the segments that now hold
-        them all. Existing segments are never modified (a driver may replace the last one by a
-        new one that starts with its bytes)."""
+        them all. The bytes an existing segment names are never modified: a driver may replace
+        the last segment by a new one that starts with its bytes (S3), or by a longer one that
+        names the same file when no other writer has written past it (the filesystem)."""
         ...
 
     def read(self, upload_id: str, segments: list[Segment]) -> Iterator[bytes]: ...

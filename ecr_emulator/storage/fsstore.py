@@ -1,9 +1,11 @@
 """The embedded blob store: one directory tree under the data directory.
 
 ``blobs/<algo>/<ab>/<hex>`` holds each blob; ``uploads/<upload id>/<segment>`` the segments of
-uploads in progress, one file per append. Placing a blob hard-links its only segment (or
-concatenates several into a temporary file in the upload's directory) and renames the result
-over the content address, so a reader sees the whole blob or none of it. Blob readers are
+uploads in progress. A segment ``[name, size]`` is the first ``size`` bytes of file ``name``: an
+append writes on in the last segment's file when nothing else does or did (``_continuable``),
+else in a new file, so the bytes a recorded list names never change. Placing a blob hard-links
+its only segment (or concatenates several into a temporary file in the upload's directory) and
+renames the result over the content address, so a reader sees the whole blob or none of it. Blob readers are
 real files, so ranges are a seek and the server could hand them to ``sendfile``.
 
 Bytes are written to the kernel, not forced to the disk (no ``fsync``): once a write returns,
@@ -18,6 +20,7 @@ here (a third of a small blob's PATCH), which Distribution does not pay either.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import shutil
 import uuid
@@ -42,20 +45,57 @@ def _unlink(path: str) -> None:
 _NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF, errno.EPERM}
 
 
-def _copy(src: BinaryIO, out: BinaryIO) -> None:
-    """Append the rest of ``src`` to ``out``: inside the kernel (``copy_file_range``; a reflink
-    where the filesystem shares extents, as XFS and Btrfs do), else read and written here. On
-    ext4 the kernel's copy took 70-100 ms for a 256 MiB chunked upload's segments, the copy
-    through this process 140 ms (``scripts/bench/registry.py``'s chunked push places eight)."""
+def _copy(src: BinaryIO, out: BinaryIO, size: int, name: str) -> None:
+    """Append the first ``size`` bytes of ``src`` (segment ``name``) to ``out``: inside the
+    kernel (``copy_file_range``; a reflink where the filesystem shares extents, as XFS and Btrfs
+    do), else read and written here. On ext4 the kernel's copy of 256 MiB took 70-100 ms, the
+    copy through this process 140 ms."""
+    left = size
     if hasattr(os, "copy_file_range"):
         try:
-            while os.copy_file_range(src.fileno(), out.fileno(), KERNEL_COPY_BLOCK):
-                pass
-            return
+            while left and (copied := os.copy_file_range(src.fileno(), out.fileno(), min(left, KERNEL_COPY_BLOCK))):
+                left -= copied
         except OSError as exc:
             if exc.errno not in _NO_KERNEL_COPY:
                 raise
-    shutil.copyfileobj(src, out, COPY_BLOCK)  # goes on from where the kernel's copy stopped
+    while left and (chunk := src.read(min(left, COPY_BLOCK))):  # on from where the kernel's copy stopped
+        out.write(chunk)
+        left -= len(chunk)
+    if left:
+        raise _short(name)
+
+
+def _segment_name(name: str) -> str:
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"bad segment name {name!r}")
+    return name
+
+
+def _short(name: str) -> OSError:
+    return OSError(errno.EIO, f"staged segment {name} holds fewer bytes than its upload recorded")
+
+
+def _continuable(path: str, size: int) -> int | None:
+    """A descriptor of the segment file ``path``, holding the file's lock, when an append may
+    write on in it: nobody else writes it, it holds exactly the ``size`` bytes recorded (a writer
+    that lost its lease, or died, may have left more; a second writer given the same list finds
+    the first one's bytes), and it is not yet a blob (placing hard-links a lone segment). None
+    otherwise: the append then writes a new file. So a chunked upload is one file, placed by a
+    link like a monolithic one (a copy of the whole blob was half of a 256 MiB chunked push
+    here), and what any recorded list names never changes."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        info = os.fstat(fd)
+        if info.st_size == size and info.st_nlink == 1:
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
 
 
 class FilesystemStaging:
@@ -67,40 +107,60 @@ class FilesystemStaging:
         return self.root / check_upload_id(upload_id)
 
     def path(self, upload_id: str, name: str) -> Path:
-        if not name or "/" in name or name.startswith("."):
-            raise ValueError(f"bad segment name {name!r}")
-        return self._dir(upload_id) / name
+        return self._dir(upload_id) / _segment_name(name)
 
     def append(self, upload_id: str, segments: list[Segment], chunks: Iterable[bytes]) -> list[Segment]:
-        """One new segment file per append, written out before it is named in the returned list
-        (the database may record it the next moment)."""
+        """Write the bytes after the last segment's, in its own file when that file can be
+        continued (``_continuable``), else in a new one; either way they are written out before
+        the returned list names them (the database may record it the next moment). On a failure
+        of the store the file is put back as it was."""
         # Strings rather than Paths: for a small part, pathlib's joins cost more than the write.
         directory = os.path.join(self.root, check_upload_id(upload_id))
         try:
             os.mkdir(directory)
         except FileExistsError:
             pass
-        name = uuid.uuid4().hex
-        path = os.path.join(directory, name)
-        written = 0
+        kept = list(segments)
+        fd = None
+        if kept:
+            name, start = _segment_name(kept[-1][0]), int(kept[-1][1])
+            fd = _continuable(os.path.join(directory, name), start)
+        if fd is None:
+            name, start = uuid.uuid4().hex, 0
+            fd = os.open(os.path.join(directory, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        else:
+            kept.pop()
+        path, end = os.path.join(directory, name), start
         try:
-            with open(path, "xb") as fh:
-                for chunk in chunks:
-                    if chunk:
-                        fh.write(chunk)
-                        written += len(chunk)
+            for chunk in chunks:
+                view = memoryview(chunk)
+                while view:
+                    written = os.pwrite(fd, view, end)
+                    end += written
+                    view = view[written:]
         except BaseException:
-            _unlink(path)
+            if start:
+                os.ftruncate(fd, start)  # still holding its lock: back to the recorded bytes
+            else:
+                _unlink(path)
             raise
-        if written == 0:
-            os.unlink(path)
+        finally:
+            os.close(fd)
+        if end == start:
+            if not start:
+                os.unlink(path)
             return list(segments)
-        return [*segments, [name, written]]
+        return [*kept, [name, end]]
 
     def read(self, upload_id: str, segments: list[Segment]) -> Iterator[bytes]:
-        for name, _size in segments:
+        for name, size in segments:
+            left = int(size)
             with open(self.path(upload_id, name), "rb") as fh:
-                while chunk := fh.read(COPY_BLOCK):
+                while left:
+                    chunk = fh.read(min(left, COPY_BLOCK))
+                    if not chunk:
+                        raise _short(name)
+                    left -= len(chunk)
                     yield chunk
 
     def discard(self, upload_id: str) -> None:
@@ -177,26 +237,40 @@ class FilesystemBlobStore:
         tmp = self.staging.path(upload_id, "place-" + uuid.uuid4().hex)
         tmp.parent.mkdir(exist_ok=True)
         try:
-            if not (len(segments) == 1 and self._linked(self.staging.path(upload_id, segments[0][0]), tmp)):
+            if not (len(segments) == 1 and self._linked(self.staging.path(upload_id, segments[0][0]),
+                                                        int(segments[0][1]), tmp)):
                 with open(tmp, "xb") as out:
-                    for name, _size in segments:
+                    for name, size in segments:
                         with open(self.staging.path(upload_id, name), "rb") as src:
-                            _copy(src, out)
+                            _copy(src, out, int(size), name)
             os.replace(tmp, dst)
         finally:
             tmp.unlink(missing_ok=True)
 
     @staticmethod
-    def _linked(src: Path, dst: Path) -> bool:
-        """Hard-link a segment instead of copying it; False where
-        the filesystem has no hard links."""
+    def _linked(src: Path, size: int, dst: Path) -> bool:
+        """Hard-link the only segment instead of copying it, when its file holds exactly the
+        recorded bytes and nobody writes it (a writer that lost its lease may still be writing
+        past them). False otherwise, and where the filesystem has no hard links."""
+        fd = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            os.link(src, dst)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held until the link is made
+            except BlockingIOError:
+                return False
+            except OSError:
+                pass  # no locks on this filesystem: no append continues a file here either
+            if os.fstat(fd).st_size != size:
+                return False
+            try:
+                os.link(src, dst)
+            except FileNotFoundError:
+                raise
+            except OSError:
+                return False
             return True
-        except FileNotFoundError:
-            raise
-        except OSError:
-            return False
+        finally:
+            os.close(fd)
 
     def redirect_url(self, digest: str, expires_in: int) -> str | None:
         return None  # the registry streams the file itself
