@@ -82,7 +82,9 @@ def _continuable(path: str, size: int) -> int | None:
     the first one's bytes), and it is not yet a blob (placing hard-links a lone segment). None
     otherwise: the append then writes a new file. So a chunked upload is one file, placed by a
     link like a monolithic one (a copy of the whole blob was half of a 256 MiB chunked push
-    here), and what any recorded list names never changes."""
+    here), and what any recorded list names never changes. The lock is the kernel's, seen by
+    every process on this host; servers on several hosts share blobs through the S3 store, not
+    a network filesystem whose ``flock`` each client may keep to itself."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     except OSError:
