@@ -5,8 +5,8 @@ uploads in progress. A segment ``[name, size]`` is the first ``size`` bytes of f
 append writes on in the last segment's file when nothing else does or did (``_continuable``),
 else in a new file, so the bytes a recorded list names never change. Placing a blob hard-links
 its only segment (or concatenates several into a temporary file in the upload's directory) and
-renames the result over the content address, so a reader sees the whole blob or none of it. Blob readers are
-real files, so ranges are a seek and the server could hand them to ``sendfile``.
+renames the result over the content address, so a reader sees the whole blob or none of it.
+Blob readers are real files, so ranges are a seek and the server could hand them to ``sendfile``.
 
 Bytes are written to the kernel, not forced to the disk (no ``fsync``): once a write returns,
 the server's process dying (``kill -9``) loses none of them, and the request is answered after
