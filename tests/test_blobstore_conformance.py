@@ -316,28 +316,59 @@ def test_filesystem_append_after_a_crash_or_a_link_writes_a_new_file(tmp_path):
     assert _read(store, digest) == data
 
 
-@pytest.mark.parametrize("refusal", ["at once", "midway"])
+def test_filesystem_place_links_nothing_a_writer_holds_where_locks_need_writing(tmp_path, monkeypatch):
+    """NFS emulates flock with byte-range locks, which refuse an exclusive lock on a descriptor
+    opened for reading only: placing must still see the writer's lock and copy, not link."""
+    import errno
+    import fcntl
+
+    real = fcntl.flock
+
+    def nfs_flock(fd, operation):  # type: ignore[no-untyped-def]
+        if operation & fcntl.LOCK_EX and fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY:
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        return real(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", nfs_flock)
+    store = FilesystemBlobStore(tmp_path / "data")
+    upload_id, data = _upload_id(), os.urandom(5000)
+    segments = _stage(store, upload_id, data)
+    path = store.staging.path(upload_id, segments[0][0])
+    with open(path, "r+b") as writer:
+        nfs_flock(writer.fileno(), fcntl.LOCK_EX)  # a writer that lost its lease, still writing
+        store.place(upload_id, segments, sha(data))
+        writer.seek(0, os.SEEK_END)
+        writer.write(b"late bytes")
+    assert _read(store, sha(data)) == data
+
+
+@pytest.mark.parametrize("refusal", ["at once", "midway", "first segment only"])
 def test_filesystem_place_copies_itself_where_the_kernel_will_not(tmp_path, monkeypatch, refusal):
     """Several segments are joined by the kernel (copy_file_range); where it refuses (another
-    filesystem, an old kernel), at once or after part of a segment, the bytes are copied through
-    the process from where the kernel stopped, and the blob is whole."""
+    filesystem, an old kernel), at once, after part of a segment or for one segment only, the
+    bytes are copied through the process from where the kernel stopped, in order, and the blob
+    is whole."""
     import errno
 
     store = FilesystemBlobStore(tmp_path / "data")
-    upload_id, first, second = _upload_id(), os.urandom(5000), os.urandom(3000)
-    base = _stage(store, upload_id, first)
-    store.staging.append(upload_id, base, [b"another writer's bytes"])  # base's file now holds more
-    segments = store.staging.append(upload_id, base, [second])
-    assert len(segments) == 2
+    upload_id, pieces = _upload_id(), [os.urandom(700), os.urandom(5000), os.urandom(3000)]  # 700 < a write buffer
+    segments = _stage(store, upload_id, pieces[0])
+    for piece in pieces[1:]:  # a file holding more than its list names ends each segment
+        store.staging.append(upload_id, segments, [b"another writer's bytes"])
+        segments = store.staging.append(upload_id, segments, [piece])
+    assert len(segments) == 3
     real, calls = os.copy_file_range, []
 
     def refusing(src, dst, count, *args):  # type: ignore[no-untyped-def]
         calls.append(count)
         if refusal == "midway" and len(calls) == 1:
-            return real(src, dst, 1000)
+            return real(src, dst, min(count, 100))
+        if refusal == "first segment only" and len(calls) > 1:
+            return real(src, dst, count)
         raise OSError(errno.EXDEV, "Invalid cross-device link")
 
     monkeypatch.setattr(os, "copy_file_range", refusing)
-    store.place(upload_id, segments, sha(first + second))
+    data = b"".join(pieces)
+    store.place(upload_id, segments, sha(data))
     assert calls
-    assert _read(store, sha(first + second)) == first + second
+    assert _read(store, sha(data)) == data

@@ -52,6 +52,7 @@ def _copy(src: BinaryIO, out: BinaryIO, size: int, name: str) -> None:
     copy through this process 140 ms."""
     left = size
     if hasattr(os, "copy_file_range"):
+        out.flush()  # the kernel writes at the descriptor's offset, after what is written, not buffered
         try:
             while left and (copied := os.copy_file_range(src.fileno(), out.fileno(), min(left, KERNEL_COPY_BLOCK))):
                 left -= copied
@@ -127,11 +128,12 @@ class FilesystemStaging:
         if kept:
             name, start = _segment_name(kept[-1][0]), int(kept[-1][1])
             fd = _continuable(os.path.join(directory, name), start)
-        if fd is None:
+        continued = fd is not None
+        if continued:
+            kept.pop()
+        else:
             name, start = uuid.uuid4().hex, 0
             fd = os.open(os.path.join(directory, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-        else:
-            kept.pop()
         path, end = os.path.join(directory, name), start
         try:
             for chunk in chunks:
@@ -141,7 +143,7 @@ class FilesystemStaging:
                     end += written
                     view = view[written:]
         except BaseException:
-            if start:
+            if continued:
                 os.ftruncate(fd, start)  # still holding its lock: back to the recorded bytes
             else:
                 _unlink(path)
@@ -149,7 +151,7 @@ class FilesystemStaging:
         finally:
             os.close(fd)
         if end == start:
-            if not start:
+            if not continued:
                 os.unlink(path)
             return list(segments)
         return [*kept, [name, end]]
@@ -254,14 +256,14 @@ class FilesystemBlobStore:
         """Hard-link the only segment instead of copying it, when its file holds exactly the
         recorded bytes and nobody writes it (a writer that lost its lease may still be writing
         past them). False otherwise, and where the filesystem has no hard links."""
-        fd = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
+        # Opened for writing (nothing is written): NFS emulates flock with byte-range locks, which
+        # refuse an exclusive lock on a descriptor opened for reading only.
+        fd = os.open(src, os.O_RDWR | os.O_CLOEXEC)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held until the link is made
-            except BlockingIOError:
-                return False
             except OSError:
-                pass  # no locks on this filesystem: no append continues a file here either
+                return False  # a writer holds it, or this filesystem cannot say: copy
             if os.fstat(fd).st_size != size:
                 return False
             try:
