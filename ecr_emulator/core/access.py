@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, literal, select
 
-from ecr_emulator.core import errors, repositories, settings_store
+from ecr_emulator.core import clock, errors, repositories, settings_store
 from ecr_emulator.core.context import Context
 from ecr_emulator.core.iam import evaluate
 from ecr_emulator.core.iam.conditions import PolicyError
@@ -74,7 +74,7 @@ def resource_of(scope: Scope, repository: str | None) -> str:
 # the registry's documents.
 _ONE_ROW = select(literal(1).label("one")).subquery()
 _POLICIES = Prepared(lambda dialect: (
-    select(*repositories.ROW, settings_store.all_as_one(dialect))
+    select(*repositories.ROW, settings_store.all_as_one(dialect), clock.OFFSET)
     .select_from(_ONE_ROW)
     .outerjoin(Repository, (Repository.account_id == bindparam("account"))
                & (Repository.region == bindparam("region")) & (Repository.name == bindparam("name")))))
@@ -107,10 +107,11 @@ def _stored(ctx: Context, repository: str | None) -> _Stored:
     found = ctx.memo.get(memo_key)
     if found is None:
         row = _POLICIES.one(ctx.session, {"account": ctx.scope.account_id, "region": ctx.scope.region, "name": name})
-        repository_row, documents = row[:-1], row[-1] or {}
+        repository_row, documents = row[:-2], row[-2] or {}
         if repository_row[0] is not None:
             repositories.read_ahead(ctx, name, repository_row)
         settings_store.read_ahead(ctx, documents)
+        ctx.read_ahead_now(row[-1])
         found = _Stored(_parsed(repository_row[_POLICY_TEXT], "repository"), repository_row[0],
                         _parsed(documents.get(REGISTRY_POLICY), "registry"), documents.get(SCOPE_SETTING) or "V2")
         ctx.memo[memo_key] = found

@@ -19,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ecr_emulator.storage.db import Database
@@ -49,6 +50,9 @@ def _checked(epoch: float) -> float:
 
 
 _READ = f"SELECT value FROM emulator_state WHERE name = '{KEY}'"  # noqa: S608 - a constant
+# The same read as a column of another statement: the authorization read that opens nearly every
+# unit carries it (``core/access.py``), so the unit's clock costs no statement of its own.
+OFFSET = select(EmulatorState.value).where(EmulatorState.name == KEY).scalar_subquery()
 
 
 def _parsed(value: str | None) -> float:
@@ -97,6 +101,10 @@ class Clock:
     def now(self, session: Session | None = None) -> float:
         """Seconds since the epoch, as ECR timestamps are expressed on the wire."""
         return time.time() + self.offset_in(session)
+
+    def now_from(self, stored: str | None) -> float:
+        """``now()`` given the offset's stored value as a statement's ``OFFSET`` column read it."""
+        return time.time() + (_parsed(stored) if self._db is not None else self._offset)
 
     def set(self, epoch_seconds: float) -> float:
         """Move the clock to ``epoch_seconds`` (ValueError for a time it cannot show)."""

@@ -147,6 +147,12 @@ class Context:
             self._now = self.services.clock.now(self.session if in_transaction else None)
         return self._now
 
+    def read_ahead_now(self, stored_offset: str | None) -> None:
+        """The clock's offset as a statement of this unit read it (``clock.OFFSET``): ``now`` uses
+        it rather than reading the offset again, unless it was read already."""
+        if self._now is None:
+            self._now = self.services.clock.now_from(stored_offset)
+
     def close(self, exc: BaseException | None = None) -> None:
         """End the transaction, if one was opened: commit, or roll back when ``exc`` is given."""
         self._ended = True
