@@ -2,7 +2,7 @@
 
 ``blobs/<algo>/<ab>/<hex>`` holds each blob; ``uploads/<upload id>/<segment>`` the segments of
 uploads in progress. A segment ``[name, size]`` is the first ``size`` bytes of file ``name``: an
-append writes on in the last segment's file when nothing else does or did (``_continuable``),
+append writes on in the last segment's file when nothing else does or did (``_held``),
 else in a new file, so the bytes a recorded list names never change. Placing a blob hard-links
 its only segment (or concatenates several into a temporary file in the upload's directory) and
 renames the result over the content address, so a reader sees the whole blob or none of it.
@@ -76,18 +76,19 @@ def _short(name: str) -> OSError:
     return OSError(errno.EIO, f"staged segment {name} holds fewer bytes than its upload recorded")
 
 
-def _continuable(path: str, size: int) -> int | None:
-    """A descriptor of the segment file ``path``, holding the file's lock, when an append may
-    write on in it: nobody else writes it, it holds exactly the ``size`` bytes recorded (a writer
-    that lost its lease, or died, may have left more; a second writer given the same list finds
-    the first one's bytes), and it is not yet a blob (placing hard-links a lone segment). None
-    otherwise: the append then writes a new file. So a chunked upload is one file, placed by a
-    link like a monolithic one (a copy of the whole blob was half of a 256 MiB chunked push
-    here), and what any recorded list names never changes. The lock is the kernel's, seen by
-    every process on this host; servers on several hosts share blobs through the S3 store, not
-    a network filesystem whose ``flock`` each client may keep to itself."""
+def _held(path: str, size: int) -> int | None:
+    """A descriptor of the staged file ``path``, holding its exclusive ``flock``, when the file
+    may be written on or linked as a blob: nobody else holds it (a writer that lost its lease
+    may still be writing), it holds exactly the ``size`` bytes recorded (a writer that died, a
+    rolled-back transaction or a second writer given the same list leaves more), and it is not
+    yet a blob (placing hard-links a lone segment). None otherwise, and where it cannot be
+    opened or locked: the caller then writes a new file or copies. Opened for writing: NFS
+    emulates flock with byte-range locks, which refuse an exclusive lock on a descriptor opened
+    for reading only. The lock is the kernel's, seen by every process on this host; servers on
+    several hosts share blobs through the S3 store, not a network filesystem whose ``flock``
+    each client may keep to itself."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     except OSError:
         return None
     try:
@@ -113,10 +114,12 @@ class FilesystemStaging:
         return self._dir(upload_id) / _segment_name(name)
 
     def append(self, upload_id: str, segments: list[Segment], chunks: Iterable[bytes]) -> list[Segment]:
-        """Write the bytes after the last segment's, in its own file when that file can be
-        continued (``_continuable``), else in a new one; either way they are written out before
-        the returned list names them (the database may record it the next moment). On a failure
-        of the store the file is put back as it was."""
+        """Write the bytes after the last segment's, in its own file when that file may be
+        written on (``_held``), else in a new one; either way they are written out before the
+        returned list names them (the database may record it the next moment). So a chunked
+        upload is one file, placed by a link like a monolithic one (a copy of the whole blob was
+        half of a 256 MiB chunked push here). On a failure of the store the file is put back as
+        it was."""
         # Strings rather than Paths: for a small part, pathlib's joins cost more than the write.
         directory = os.path.join(self.root, check_upload_id(upload_id))
         try:
@@ -127,14 +130,16 @@ class FilesystemStaging:
         fd = None
         if kept:
             name, start = _segment_name(kept[-1][0]), int(kept[-1][1])
-            fd = _continuable(os.path.join(directory, name), start)
+            path = os.path.join(directory, name)
+            fd = _held(path, start)
         continued = fd is not None
         if continued:
             kept.pop()
         else:
             name, start = uuid.uuid4().hex, 0
-            fd = os.open(os.path.join(directory, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-        path, end = os.path.join(directory, name), start
+            path = os.path.join(directory, name)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        end = start
         try:
             for chunk in chunks:
                 view = memoryview(chunk)
@@ -253,28 +258,18 @@ class FilesystemBlobStore:
 
     @staticmethod
     def _linked(src: Path, size: int, dst: Path) -> bool:
-        """Hard-link the only segment instead of copying it, when its file holds exactly the
-        recorded bytes and nobody writes it (a writer that lost its lease may still be writing
-        past them). False otherwise, and where the filesystem has no hard links."""
-        # Opened for writing (nothing is written): NFS emulates flock with byte-range locks, which
-        # refuse an exclusive lock on a descriptor opened for reading only.
-        fd = os.open(src, os.O_RDWR | os.O_CLOEXEC)
+        """Hard-link the only segment instead of copying it, under its lock, when ``_held``
+        allows; False otherwise, and where the filesystem has no hard links."""
+        fd = _held(str(src), size)
+        if fd is None:
+            return False
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held until the link is made
-            except OSError:
-                return False  # a writer holds it, or this filesystem cannot say: copy
-            if os.fstat(fd).st_size != size:
-                return False
-            try:
-                os.link(src, dst)
-            except FileNotFoundError:
-                raise
-            except OSError:
-                return False
-            return True
+            os.link(src, dst)
+        except OSError:
+            return False
         finally:
             os.close(fd)
+        return True
 
     def redirect_url(self, digest: str, expires_in: int) -> str | None:
         return None  # the registry streams the file itself
