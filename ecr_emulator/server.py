@@ -94,21 +94,20 @@ class KeepAliveThreadWorker(ThreadWorker):
     _busy = 0  # connections handed to request threads and not yet back (main thread only)
 
     def enqueue_req(self, conn):  # type: ignore[no-untyped-def]
+        """A new connection or a kept-alive one with a request goes to the pool: when that
+        takes the last free thread, stop accepting."""
         self._busy += 1
         super().enqueue_req(conn)
+        if self._busy >= self.cfg.threads:
+            self.set_accept_enabled(False)
 
     def finish_request(self, conn, fs):  # type: ignore[no-untyped-def]
         self._busy -= 1
         super().finish_request(conn, fs)
 
-    def accept(self, listener):  # type: ignore[no-untyped-def]
-        super().accept(listener)
-        if self._busy >= self.cfg.threads:
-            self.set_accept_enabled(False)
-
     def set_accept_enabled(self, enabled):  # type: ignore[no-untyped-def]
-        """gunicorn's loop asks for accepting whenever it is off and the connection limit allows
-        it; it stays off while every request thread is busy."""
+        """gunicorn's loop asks for accepting again whenever it is off and the connection limit
+        allows it; it stays off while every request thread is busy."""
         super().set_accept_enabled(enabled and self._busy < self.cfg.threads)
 
     def handle_request(self, req, conn):  # type: ignore[no-untyped-def]
@@ -157,10 +156,10 @@ class KeepAliveThreadWorker(ThreadWorker):
         queue = getattr(self.tpool, "_work_queue", None)
         if queue is not None and not queue.empty():
             return True
-        if getattr(self, "_accepting", True):
+        if self._accepting:
             return False
         try:
-            return bool(select.select(getattr(self, "sockets", []), [], [], 0)[0])
+            return bool(select.select(self.sockets, [], [], 0)[0])
         except (OSError, ValueError):  # a listener closed meanwhile (the worker is stopping)
             return False
 
@@ -268,7 +267,7 @@ MALLOC_TRIM_THRESHOLD = 32 * 1024 * 1024
 _MALLOC_ENVIRONMENT = ("GLIBC_TUNABLES", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")
 
 
-def _tune_malloc() -> bool:
+def _tune_malloc() -> None:
     """Keep freed request buffers in the process rather than handing them back to the kernel.
 
     A blob body arrives in 1 MiB pieces, each a new buffer (gunicorn's reads, then ours). With
@@ -278,16 +277,15 @@ def _tune_malloc() -> bool:
     from the heap and up to 32 MiB of free heap kept, a push faults a few hundred to 3,700
     times, and monolithic pushes ran 1.6-1.8x as fast (four alternations of four pushes each).
     Set before the workers fork, so they inherit it; left alone where the user tunes malloc
-    through the environment, and a no-op outside glibc. False when nothing was set."""
+    through the environment, and a no-op outside glibc."""
     if platform.libc_ver()[0] != "glibc" or any(name in os.environ for name in _MALLOC_ENVIRONMENT):
-        return False
+        return
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
-        return False
-    mmap_set = mallopt(_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD)
-    trim_set = mallopt(_M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD)
-    return bool(mmap_set and trim_set)
+        return
+    mallopt(_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD)
+    mallopt(_M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD)
 
 
 def serve(settings: Settings) -> int:

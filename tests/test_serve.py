@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import platform
 import signal
 import subprocess
 import sys
@@ -98,7 +101,8 @@ def _lingering(wait_ms: int):  # type: ignore[no-untyped-def]
 
     ours, client = socket.socketpair()
     waiting: queue.SimpleQueue = queue.SimpleQueue()
-    worker = SimpleNamespace(NEXT_REQUEST_WAIT_MS=wait_ms, tpool=SimpleNamespace(_work_queue=waiting))
+    worker = SimpleNamespace(NEXT_REQUEST_WAIT_MS=wait_ms, tpool=SimpleNamespace(_work_queue=waiting),
+                             _accepting=True, sockets=[])
     worker._others_waiting = lambda: KeepAliveThreadWorker._others_waiting(worker)  # type: ignore[attr-defined]
     conn = SimpleNamespace(parser=None, sock=ours)
 
@@ -131,15 +135,12 @@ def _minor_faults(pid: int) -> int:
         return int(fh.read().rsplit(")", 1)[1].split()[7])
 
 
-@pytest.mark.skipif(sys.platform != "linux" or __import__("platform").libc_ver()[0] != "glibc",
+@pytest.mark.skipif(sys.platform != "linux" or platform.libc_ver()[0] != "glibc",
                     reason="the server tunes glibc's malloc; page faults are read from /proc")
 def test_a_pushed_body_does_not_fault_its_buffers_in_afresh(tmp_path):
     """Request buffers freed after each 1 MiB piece of a body stay in the worker (mallopt at
     start): with glibc's defaults about half of the 64 MiB pushes faulted some 27,000 pages in
     again; tuned, none faults more than about 1,300."""
-    import hashlib
-    import os as _os
-
     live = start_server(tmp_path / "data", "--workers", "1")
     try:
         ecr = make_client(live)
@@ -149,7 +150,7 @@ def test_a_pushed_body_does_not_fault_its_buffers_in_afresh(tmp_path):
         workers = [requests.get(f"{live.api_url}/healthz", timeout=10).json()["pid"]]  # the one worker
 
         def push() -> int:
-            body = _os.urandom(64 * 1024 * 1024)
+            body = os.urandom(64 * 1024 * 1024)
             started = requests.post(f"{live.registry_url}/v2/faults/blobs/uploads/", headers=auth, timeout=30)
             assert started.status_code == 202
             before = sum(map(_minor_faults, workers))
@@ -173,6 +174,7 @@ def test_a_worker_accepts_only_while_a_request_thread_is_free():
     import queue
     import selectors
     import socket
+    from concurrent.futures import Future
     from types import SimpleNamespace
 
     from ecr_emulator.server import KeepAliveThreadWorker
@@ -183,13 +185,19 @@ def test_a_worker_accepts_only_while_a_request_thread_is_free():
     listener.listen()
     worker.cfg = SimpleNamespace(threads=2)
     worker.sockets, worker.poller, worker._accepting = [listener], selectors.DefaultSelector(), False
-    worker.tpool = SimpleNamespace(_work_queue=queue.SimpleQueue())
+    worker.tpool = SimpleNamespace(_work_queue=queue.SimpleQueue(), submit=lambda *args: Future())
 
     def accepting() -> bool:
         return any(key.fileobj is listener for key in worker.poller.get_map().values())
 
     with listener, socket.socket() as client:
-        worker._busy = 2
+        worker._busy = 0
+        worker.set_accept_enabled(True)
+        assert accepting()
+        worker.enqueue_req(SimpleNamespace())
+        assert accepting()  # a thread is still free
+        worker.enqueue_req(SimpleNamespace())  # a kept-alive connection's request, say: the last thread
+        assert not accepting()
         worker.set_accept_enabled(True)  # what gunicorn's loop asks whenever accepting is off
         assert not accepting()
         assert not worker._others_waiting()
