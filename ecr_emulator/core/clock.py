@@ -7,8 +7,9 @@ ordered timestamps.
 The offset lives in the database (``emulator_state``), so every process and every replica on
 any host reads the same emulator time, and a restart keeps the time the user moved to. A
 request reads it inside its own transaction (one small query, or a column of the authorization
-read that opens the unit: ``OFFSET``); without a database (pure unit tests) it is kept in memory. The read is a bare cursor on a fixed statement: tens of microseconds
-instead of the ~1 ms a transaction through the ORM took, which had halved manifest GETs/s.
+read that opens the unit: ``OFFSET``); without a database (pure unit tests) it is kept in
+memory. The read is a bare cursor on a fixed statement: tens of microseconds instead of the
+~1 ms a transaction through the ORM took, which had halved manifest GETs/s.
 """
 
 from __future__ import annotations
