@@ -5,6 +5,8 @@ storage-driver test suite)."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import time
 import uuid
@@ -255,10 +257,6 @@ def _inode(path) -> int:  # type: ignore[no-untyped-def]
     return os.stat(path).st_ino
 
 
-def _fs_blob(store: FilesystemBlobStore, digest: str) -> str:
-    return store._blob_path(digest)
-
-
 def test_filesystem_chunked_upload_is_one_file_placed_by_a_link(tmp_path):
     """Appends write on in the last segment's file, so a chunked upload is placed as a
     monolithic one is: a hard link, no copy of the bytes."""
@@ -268,7 +266,7 @@ def test_filesystem_chunked_upload_is_one_file_placed_by_a_link(tmp_path):
     assert len(segments) == 1 and segments[0][1] == sum(map(len, pieces))
     digest = sha(b"".join(pieces))
     store.place(upload_id, segments, digest)
-    assert _inode(_fs_blob(store, digest)) == _inode(store.staging.path(upload_id, segments[0][0]))
+    assert _inode(store._blob_path(digest)) == _inode(store.staging.path(upload_id, segments[0][0]))
     assert _read(store, digest) == b"".join(pieces)
 
 
@@ -276,8 +274,6 @@ def test_filesystem_append_leaves_a_segment_someone_writes(tmp_path):
     """A writer that lost its lease may still be writing the last segment's file: the next
     append writes a new file, and placing copies the recorded bytes instead of linking a file
     that may still grow."""
-    import fcntl
-
     store = FilesystemBlobStore(tmp_path / "data")
     upload_id, first, second = _upload_id(), os.urandom(5000), os.urandom(3000)
     base = _stage(store, upload_id, first)
@@ -288,7 +284,7 @@ def test_filesystem_append_leaves_a_segment_someone_writes(tmp_path):
         assert len(segments) == 2 and segments[0] == base[0]
         digest = sha(first)
         store.place(upload_id, base, digest)
-        assert _inode(_fs_blob(store, digest)) != _inode(path)
+        assert _inode(store._blob_path(digest)) != _inode(path)
         with open(path, "ab") as late:
             late.write(b"the other writer's late bytes")
     assert _read(store, digest) == first
@@ -319,9 +315,6 @@ def test_filesystem_append_after_a_crash_or_a_link_writes_a_new_file(tmp_path):
 def test_filesystem_place_links_nothing_a_writer_holds_where_locks_need_writing(tmp_path, monkeypatch):
     """NFS emulates flock with byte-range locks, which refuse an exclusive lock on a descriptor
     opened for reading only: placing must still see the writer's lock and copy, not link."""
-    import errno
-    import fcntl
-
     real = fcntl.flock
 
     def nfs_flock(fd, operation):  # type: ignore[no-untyped-def]
@@ -348,8 +341,6 @@ def test_filesystem_place_copies_itself_where_the_kernel_will_not(tmp_path, monk
     filesystem, an old kernel), at once, after part of a segment or for one segment only, the
     bytes are copied through the process from where the kernel stopped, in order, and the blob
     is whole."""
-    import errno
-
     store = FilesystemBlobStore(tmp_path / "data")
     upload_id, pieces = _upload_id(), [os.urandom(700), os.urandom(5000), os.urandom(3000)]  # 700 < a write buffer
     segments = _stage(store, upload_id, pieces[0])
